@@ -1,0 +1,104 @@
+"""What every equidyn model is: a map between field tensors in the physical frame, plus a relaxation penalty.
+
+A model maps ``(batch, C_in, *grid)`` to ``(batch, C_out, *grid)``; ``in_layout`` and ``out_layout`` say which
+group representation each channel carries, so the symmetry spine can transform inputs and outputs and the
+measures can check equivariance without knowing the architecture. Relaxed and soft-constrained models expose
+their penalty through :meth:`FieldModel.regularizer`; training adds ``alpha * regularizer`` *linearly* to the
+data loss (the published code squared it and skipped it on CPU, REFERENCE §2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..symmetry import FieldLayout, GridGroup
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to build a model: its name, field layouts, size and model-specific options.
+
+    ``grid`` is the spatial size; only models without weight sharing across positions (MLP, locally
+    connected) depend on it. ``options`` carries model-specific settings (e.g. ``filter_banks``).
+    """
+
+    name: str
+    in_layout: FieldLayout
+    out_layout: FieldLayout
+    hidden: int
+    layers: int
+    grid: tuple[int, ...]
+    group: str = "C4"
+    kernel_size: int = 3
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def with_hidden(self, hidden: int) -> ModelSpec:
+        from dataclasses import replace
+
+        return replace(self, hidden=hidden)
+
+
+class FieldModel(nn.Module):
+    """Base class: subclasses implement ``forward``; relaxed ones override ``regularizer``."""
+
+    #: Which group the model is *built* to be exactly equivariant to (None: no imposed symmetry).
+    equivariant_to: str | None = None
+
+    def __init__(self, spec: ModelSpec, group: GridGroup) -> None:
+        super().__init__()
+        self.spec = spec
+        self.group = group
+        self.in_layout = spec.in_layout
+        self.out_layout = spec.out_layout
+        self.in_channels = group.channels(spec.in_layout)
+        self.out_channels = group.channels(spec.out_layout)
+
+    def regularizer(self, inputs: torch.Tensor | None = None) -> torch.Tensor:
+        """The relaxation (or soft-constraint) penalty, *without* alpha. Zero for unconstrained/strict models.
+
+        ``inputs`` is the current batch; only data-dependent penalties (CLCNN's hinge) use it.
+        """
+        return torch.zeros((), device=next(self.parameters()).device)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+class functional_eval:  # noqa: N801 - used as a context manager like torch.no_grad
+    """Evaluation mode that still builds filters from the current parameters.
+
+    escnn's convolutions cache their expanded filter when put in eval mode, so after ``model.eval()`` an in-place
+    weight perturbation (sharpness) or a functional parameter substitution (Hessian-vector products) changes
+    nothing, and repeated backward passes through the cached filter fail (REFERENCE §5). Inside this context
+    normalisation layers use their running statistics (true eval behaviour) while every module that expands
+    its filter from parameters re-expands it on each call. The previous modes are restored on exit.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self._saved: list[tuple[nn.Module, bool]] = []
+
+    def __enter__(self) -> nn.Module:
+        self._saved = [(m, m.training) for m in self.model.modules()]
+        for m, _ in self._saved:
+            m.training = False
+        for m, _ in self._saved:
+            # escnn R2Conv/R3Conv and equidyn's relaxed convs expose expand_parameters(); keep them expanding.
+            if hasattr(m, "expand_parameters"):
+                if hasattr(m, "filter"):
+                    # drop a filter cached by an earlier model.eval(): it may hold stale weights
+                    try:
+                        del m.filter
+                    except AttributeError:
+                        pass
+                m.training = True
+        return self.model
+
+    def __exit__(self, *exc: object) -> None:
+        for m, mode in self._saved:
+            m.training = mode

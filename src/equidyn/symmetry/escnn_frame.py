@@ -1,0 +1,71 @@
+"""How equidyn's arrays map onto escnn's frame, and escnn field types built from a :class:`FieldLayout`.
+
+escnn's 2-D frame has x along +column and y along −row, i.e. it is the mirror image (y ↦ −y) of equidyn's
+physical frame (y along +row). A reflection conjugates rotations to their inverses, so:
+
+* a vector ``(u, v)`` in our frame is ``(u, −v)`` in escnn's;
+* our rotation by ``k·90°`` is escnn's rotation by ``−k·90°``;
+* channel ``c`` of a regular C4 field is escnn's channel ``−c mod 4``;
+* scalar and sign fields are unchanged.
+
+Feeding ``(u, v)`` to escnn without this map gives a network that is equivariant to the physical rotation
+composed with ``v ↦ −v`` at odd rotations — the defect of the published code (REFERENCE §1). The models wrap
+their escnn core in :func:`to_escnn` / :func:`from_escnn`, and tests check the correspondence against escnn's own
+``GeometricTensor.transform``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .c4 import C4
+from .layout import FieldLayout
+
+_REGULAR_PERM = [0, 3, 2, 1]  # c -> -c mod 4 (an involution, so the same map works both ways)
+
+
+def escnn_element(k: int) -> int:
+    """escnn's C4 element (rotation by that many quarter turns in escnn's frame) for our element ``k``."""
+    return (-k) % 4
+
+
+def _convert(x: torch.Tensor, layout: FieldLayout) -> torch.Tensor:
+    # The map is an involution (y ↦ -y), so one function serves both directions.
+    group = C4()
+    parts, start = [], 0
+    for kind, n in layout.blocks:
+        d = layout.field_dim(kind, group.ndim, group.order)
+        block = x[:, start : start + n * d]
+        start += n * d
+        if kind == "vector":
+            block = block.unflatten(1, (n, 2)) * torch.tensor([1.0, -1.0], dtype=x.dtype, device=x.device).view(
+                1, 1, 2, *([1] * (x.dim() - 2))
+            )
+            block = block.flatten(1, 2)
+        elif kind == "regular":
+            block = block.unflatten(1, (n, 4))[:, :, _REGULAR_PERM].flatten(1, 2)
+        parts.append(block)
+    return torch.cat(parts, dim=1)
+
+
+def to_escnn(x: torch.Tensor, layout: FieldLayout) -> torch.Tensor:
+    """Express a tensor of our frame in escnn's frame (components only; the array is not moved)."""
+    return _convert(x, layout)
+
+
+def from_escnn(x: torch.Tensor, layout: FieldLayout) -> torch.Tensor:
+    """Inverse of :func:`to_escnn`."""
+    return _convert(x, layout)
+
+
+def escnn_field_type(gspace, layout: FieldLayout):
+    """The escnn ``FieldType`` whose representations match ``layout`` block by block (C4 gspaces)."""
+    from escnn import nn as enn
+
+    reps = {
+        "scalar": gspace.trivial_repr,
+        "vector": gspace.irrep(1),
+        "sign": gspace.irrep(2),
+        "regular": gspace.regular_repr,
+    }
+    return enn.FieldType(gspace, [reps[kind] for kind, n in layout.blocks for _ in range(n)])
