@@ -102,3 +102,8 @@ class functional_eval:  # noqa: N801 - used as a context manager like torch.no_g
     def __exit__(self, *exc: object) -> None:
         for m, mode in self._saved:
             m.training = mode
+        for m, mode in self._saved:
+            if hasattr(m, "expand_parameters") and not mode:
+                # re-cache the filter from the current weights, as escnn's own .eval() would
+                m.training = True
+                m.train(False)
