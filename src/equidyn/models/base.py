@@ -41,12 +41,36 @@ class ModelSpec:
 
         return replace(self, hidden=hidden)
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form, stored in every checkpoint so it can be rebuilt without the config."""
+        return {
+            "name": self.name,
+            "in_layout": str(self.in_layout),
+            "out_layout": str(self.out_layout),
+            "hidden": self.hidden,
+            "layers": self.layers,
+            "grid": list(self.grid),
+            "group": self.group,
+            "kernel_size": self.kernel_size,
+            "options": dict(self.options),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelSpec:
+        d = dict(d)
+        d["in_layout"] = FieldLayout.parse(d["in_layout"])
+        d["out_layout"] = FieldLayout.parse(d["out_layout"])
+        d["grid"] = tuple(d["grid"])
+        return cls(**d)
+
 
 class FieldModel(nn.Module):
     """Base class: subclasses implement ``forward``; relaxed ones override ``regularizer``."""
 
     #: Which group the model is *built* to be exactly equivariant to (None: no imposed symmetry).
     equivariant_to: str | None = None
+    #: Whether ``regularizer`` is a real penalty (relaxed / soft-constrained models); alpha > 0 needs it.
+    has_regularizer: bool = False
 
     def __init__(self, spec: ModelSpec, group: GridGroup) -> None:
         super().__init__()
@@ -63,6 +87,28 @@ class FieldModel(nn.Module):
         ``inputs`` is the current batch; only data-dependent penalties (CLCNN's hinge) use it.
         """
         return torch.zeros((), device=next(self.parameters()).device)
+
+
+
+def model_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """State dict in evaluation mode.
+
+    escnn convolutions register their cached filter as a buffer only in eval mode, so a state dict taken in train
+    mode cannot be loaded into a freshly built model and vice versa; equidyn always saves and loads in eval mode.
+    """
+    was_training = model.training
+    model.eval()
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    model.train(was_training)
+    return state
+
+
+def load_model_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Inverse of :func:`model_state`; leaves the model in the mode it was in."""
+    was_training = model.training
+    model.eval()
+    model.load_state_dict(state)
+    model.train(was_training)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -58,23 +58,35 @@ def build_model(spec: ModelSpec) -> FieldModel:
     return model
 
 
-def fit_hidden(spec: ModelSpec, budget: int, lo: int = 1, hi: int = 1024) -> ModelSpec:
-    """The spec whose ``hidden`` gives the parameter count closest to ``budget`` (count grows with hidden)."""
-    counts: dict[int, int] = {}
+def parameter_polynomial(spec: ModelSpec) -> tuple[float, float, float]:
+    """Coefficients ``(a, b, c)`` with ``params(hidden) = a·h² + b·h + c``.
+
+    Every registered model's parameter count is a polynomial of degree ≤ 2 in ``hidden`` (hidden-to-hidden
+    weights, in/out weights, per-field biases and norms), so three builds at tiny widths determine it exactly.
+    Building escnn models at paper width takes seconds each (its He initialisation loops in Python), so a search
+    by repeated full builds would cost minutes.
+    """
+    p1, p2, p3 = (count_parameters(build_model(spec.with_hidden(h))) for h in (1, 2, 3))
+    a = (p3 - 2 * p2 + p1) / 2
+    b = p2 - p1 - 3 * a
+    c = p1 - a - b
+    return a, b, c
+
+
+def fit_hidden(spec: ModelSpec, budget: int) -> tuple[ModelSpec, int]:
+    """The spec whose ``hidden`` gives the parameter count closest to ``budget``, and that predicted count."""
+    a, b, c = parameter_polynomial(spec)
 
     def params(h: int) -> int:
-        if h not in counts:
-            counts[h] = count_parameters(build_model(spec.with_hidden(h)))
-        return counts[h]
+        return round(a * h * h + b * h + c)
 
-    while lo < hi:  # smallest h with params(h) >= budget
-        mid = (lo + hi) // 2
-        if params(mid) < budget:
-            lo = mid + 1
-        else:
-            hi = mid
-    best = min({max(lo - 1, 1), lo}, key=lambda h: abs(params(h) - budget))
-    return spec.with_hidden(best)
+    if a > 0:
+        root = (-b + (b * b - 4 * a * (c - budget)) ** 0.5) / (2 * a)
+    else:
+        root = (budget - c) / b
+    candidates = [h for h in {int(root), int(root) + 1} if h >= 1] or [1]
+    best = min(candidates, key=lambda h: abs(params(h) - budget))
+    return spec.with_hidden(best), params(best)
 
 
 def group_of(spec: ModelSpec):

@@ -1,0 +1,46 @@
+# equidyn workflow: how imposed equivariance (strict, relaxed, none) changes what networks learn and how they train.
+#
+#   snakemake --profile profiles/local all        the demo on a laptop (config/demo.yaml, ≤ 10 min on 2 cores)
+#   snakemake --profile profiles/slurm all        the paper-scale study on a SLURM GPU cluster
+#   snakemake --profile profiles/local results/demo/figures/ee_vs_data_ee.pdf    rebuild one figure
+#
+# Every rule is thin: it declares inputs, outputs, params, log, benchmark and resources, and calls one `equidyn`
+# subcommand (src/equidyn/cli.py). All logic lives in the package.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+import os
+import sys
+
+# The package's config validation needs only jsonschema and PyYAML (both Snakemake dependencies), so the Snakefile
+# imports it from the source tree even when Snakemake itself runs outside the project's environment.
+sys.path.insert(0, os.path.join(workflow.basedir, "src"))
+from equidyn.config import validate_config  # noqa: E402
+from equidyn.lineage import git_rev  # noqa: E402
+
+
+configfile: "config/config.yaml"
+
+
+validate_config(config)
+
+# Jobs find the package through PYTHONPATH (so a --sdm conda environment needs no install step) and the Python
+# that runs Snakemake first on PATH (so `.venv/bin/snakemake` works without activating the venv). Cluster jobs
+# inherit the code revision the workflow was launched from.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [os.path.join(workflow.basedir, "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
+)
+os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+os.environ.setdefault("EQUIDYN_GIT_REV", git_rev(workflow.basedir))
+
+
+include: "rules/common.smk"
+include: "rules/levels.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.levels_all.input,

@@ -1,0 +1,193 @@
+# The symmetry-level study (issue: workflow backbone). Base plumes -> level datasets -> one training job per
+# (model, alpha, level, seed) -> evaluation of the epoch-3 and best checkpoints -> tables -> figure.
+
+LV = config["levels"]
+LV_RUN = "runs/levels/{model}/alpha{alpha}/level{level}/seed{seed}"
+
+
+def levels_runs():
+    """Every (model, alpha, level, seed) of the study, as wildcard dicts."""
+    return [
+        dict(model=m["name"], alpha=alpha_str(a), level=lvl, seed=s)
+        for m in LV["models"]
+        for a in m.get("alphas", [0])
+        for lvl in LV["levels"]
+        for s in LV["seeds"]
+    ]
+
+
+def levels_eval_files(wildcards=None):
+    return [R(f"{LV_RUN}/eval_{{checkpoint}}.json").format(checkpoint=c, **r) for r in levels_runs() for c in ("epoch3", "best")]
+
+
+rule levels_all:
+    input:
+        R("tables/data_equivariance.csv"),
+        R("tables/levels.csv"),
+        R("figures/ee_vs_data_ee.pdf"),
+        R("figures/ee_vs_data_ee.png"),
+
+
+rule levels_base:
+    output:
+        directory(R("data/levels/base.zarr")),
+    params:
+        settings=settings_json({"physics": LV["physics"], "base": LV["base"]}),
+    log:
+        R("logs/levels/base.log"),
+    benchmark:
+        R("benchmarks/levels/base.tsv")
+    threads: res("data", "threads")
+    resources:
+        runtime=res("data", "runtime"),
+        mem_mb=res("data", "mem_mb"),
+    conda:
+        ENV
+    shell:
+        "{EQUIDYN} levels-base --settings {params.settings:q} --out {output} > {log} 2>&1"
+
+
+rule levels_level:
+    input:
+        base=R("data/levels/base.zarr"),
+    output:
+        directory(R("data/levels/level{level}.zarr")),
+    params:
+        settings=settings_json({"splits": LV["splits"]}),
+    log:
+        R("logs/levels/level{level}.log"),
+    benchmark:
+        R("benchmarks/levels/level{level}.tsv")
+    threads: 1
+    resources:
+        runtime=res("data", "runtime"),
+        mem_mb=res("data", "mem_mb"),
+    conda:
+        ENV
+    shell:
+        "{EQUIDYN} levels-level --settings {params.settings:q} --base {input.base} --level {wildcards.level}"
+        " --out {output} > {log} 2>&1"
+
+
+rule levels_data_ee:
+    input:
+        store=R("data/levels/level{level}.zarr"),
+    output:
+        R("analysis/levels/data_ee/level{level}.json"),
+    log:
+        R("logs/levels/data_ee_level{level}.log"),
+    benchmark:
+        R("benchmarks/levels/data_ee_level{level}.tsv")
+    threads: 1
+    resources:
+        runtime=res("analysis", "runtime"),
+        mem_mb=res("analysis", "mem_mb"),
+    conda:
+        ENV
+    shell:
+        "{EQUIDYN} levels-data-ee --store {input.store} --out {output} > {log} 2>&1"
+
+
+rule levels_train:
+    input:
+        store=R("data/levels/level{level}.zarr"),
+    output:
+        best=R(f"{LV_RUN}/best.pt"),
+        early=R(f"{LV_RUN}/epoch3.pt"),
+        history=R(f"{LV_RUN}/history.csv"),
+        summary=R(f"{LV_RUN}/train.json"),
+    params:
+        settings=settings_json(LV),
+        run_dir=lambda w: R(LV_RUN.format(**w)),
+    log:
+        R(f"logs/{LV_RUN}/train.log"),
+    benchmark:
+        R(f"benchmarks/{LV_RUN}/train.tsv")
+    threads: res("train", "threads")
+    resources:
+        runtime=res("train", "runtime"),
+        mem_mb=res("train", "mem_mb"),
+        gpu=res("train", "gpu", 0),
+    conda:
+        ENV
+    shell:
+        "{EQUIDYN} levels-train --settings {params.settings:q} --store {input.store} --model {wildcards.model}"
+        " --alpha {wildcards.alpha} --level {wildcards.level} --seed {wildcards.seed} --run-dir {params.run_dir}"
+        " --threads {threads} > {log} 2>&1"
+
+
+rule levels_evaluate:
+    input:
+        store=R("data/levels/level{level}.zarr"),
+        checkpoint=R(f"{LV_RUN}/{{checkpoint}}.pt"),
+    output:
+        R(f"{LV_RUN}/eval_{{checkpoint}}.json"),
+    params:
+        settings=settings_json(LV),
+    log:
+        R(f"logs/{LV_RUN}/eval_{{checkpoint}}.log"),
+    benchmark:
+        R(f"benchmarks/{LV_RUN}/eval_{{checkpoint}}.tsv")
+    threads: res("analysis", "threads")
+    resources:
+        runtime=res("analysis", "runtime"),
+        mem_mb=res("analysis", "mem_mb"),
+    conda:
+        ENV
+    shell:
+        "{EQUIDYN} levels-evaluate --settings {params.settings:q} --store {input.store}"
+        " --checkpoint {input.checkpoint} --out {output} --threads {threads} > {log} 2>&1"
+
+
+rule levels_data_table:
+    input:
+        expand(R("analysis/levels/data_ee/level{level}.json"), level=LV["levels"]),
+    output:
+        R("tables/data_equivariance.csv"),
+    params:
+        config_sha=config_sha({"physics": LV["physics"], "base": LV["base"], "splits": LV["splits"]}),
+    log:
+        R("logs/tables/data_equivariance.log"),
+    benchmark:
+        R("benchmarks/tables/data_equivariance.tsv")
+    threads: 1
+    conda:
+        ENV
+    shell:
+        "{EQUIDYN} levels-data-table --data-ee-files {input} --config-sha {params.config_sha} --out {output} > {log} 2>&1"
+
+
+rule levels_table:
+    input:
+        evals=levels_eval_files(),
+        data=R("tables/data_equivariance.csv"),
+    output:
+        R("tables/levels.csv"),
+    log:
+        R("logs/tables/levels.log"),
+    benchmark:
+        R("benchmarks/tables/levels.tsv")
+    threads: 1
+    conda:
+        ENV
+    shell:
+        "{EQUIDYN} levels-table --eval-files {input.evals} --data-table-path {input.data} --out {output} > {log} 2>&1"
+
+
+rule figure_ee_vs_data_ee:
+    input:
+        levels=R("tables/levels.csv"),
+        data=R("tables/data_equivariance.csv"),
+    output:
+        pdf=R("figures/ee_vs_data_ee.pdf"),
+        png=R("figures/ee_vs_data_ee.png"),
+    log:
+        R("logs/figures/ee_vs_data_ee.log"),
+    benchmark:
+        R("benchmarks/figures/ee_vs_data_ee.tsv")
+    threads: 1
+    conda:
+        ENV
+    shell:
+        "{EQUIDYN} figure-ee-vs-data-ee --levels-csv {input.levels} --data-csv {input.data} --out {output.pdf}"
+        " > {log} 2>&1"

@@ -1,0 +1,131 @@
+"""The ``equidyn`` command line: one subcommand per Snakemake rule, each a thin call into the package.
+
+Rules pass their config section as JSON (``--settings '{...}'``), so a job depends only on its own settings and
+Snakemake's params trigger reruns exactly when they change. Heavy imports (torch, escnn, phiflow) happen inside
+the called functions, so ``equidyn --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+Arg = tuple[str, dict[str, Any]]
+
+
+def _json(text: str) -> Any:
+    if text.startswith("@"):
+        with open(text[1:]) as fh:
+            return json.load(fh)
+    return json.loads(text)
+
+
+SETTINGS: Arg = ("--settings", {"type": _json, "required": True, "help": "config section as JSON (or @file)"})
+OUT: Arg = ("--out", {"required": True})
+THREADS: Arg = ("--threads", {"type": int, "default": None, "help": "torch intra-op threads"})
+
+
+def _a(name: str, **kw: Any) -> Arg:
+    return (name, kw)
+
+
+# name -> (target "module:function", arguments, help). Argument dests map 1:1 onto the function's parameters.
+COMMANDS: dict[str, tuple[str, list[Arg], str]] = {
+    "validate-config": (
+        "equidyn.config:cli_validate",
+        [_a("files", nargs="+")],
+        "validate YAML config files (merged in order) against config/schema.yaml",
+    ),
+    "levels-base": ("equidyn.studies.levels:generate_base", [SETTINGS, OUT], "simulate the level study's base plumes"),
+    "levels-level": (
+        "equidyn.studies.levels:build_level",
+        [SETTINGS, _a("--base", required=True), _a("--level", type=int, required=True), OUT],
+        "build one level dataset from the base plumes",
+    ),
+    "levels-data-ee": (
+        "equidyn.studies.levels:data_ee",
+        [_a("--store", required=True), OUT],
+        "data equivariance error of one level",
+    ),
+    "levels-train": (
+        "equidyn.studies.levels:train_run",
+        [
+            SETTINGS,
+            _a("--store", required=True),
+            _a("--model", required=True),
+            _a("--alpha", type=float, required=True),
+            _a("--level", type=int, required=True),
+            _a("--seed", type=int, required=True),
+            _a("--run-dir", required=True),
+            THREADS,
+        ],
+        "train one (model, alpha, level, seed) run",
+    ),
+    "levels-evaluate": (
+        "equidyn.studies.levels:evaluate_run",
+        [SETTINGS, _a("--store", required=True), _a("--checkpoint", required=True), OUT, THREADS],
+        "test RMSE and equivariance error of one checkpoint",
+    ),
+    "levels-data-table": (
+        "equidyn.studies.levels:data_table",
+        [_a("--data-ee-files", nargs="+", required=True), OUT, _a("--config-sha", required=True)],
+        "tables/data_equivariance.csv",
+    ),
+    "levels-table": (
+        "equidyn.studies.levels:levels_table",
+        [_a("--eval-files", nargs="+", required=True), _a("--data-table-path", required=True), OUT],
+        "tables/levels.csv",
+    ),
+    "figure-ee-vs-data-ee": (
+        "equidyn.figures.levels:ee_vs_data_ee",
+        [_a("--levels-csv", required=True), _a("--data-csv", required=True), OUT],
+        "figures/ee_vs_data_ee.pdf",
+    ),
+}
+
+
+def _resolve(target: str) -> Callable[..., Any]:
+    module, func = target.split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="equidyn", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (target, args, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text)
+        p.set_defaults(_target=target)
+        for flag, kw in args:
+            p.add_argument(flag, **kw)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    kwargs = {k: v for k, v in vars(args).items() if k not in ("command", "verbose", "_target")}
+    if "threads" in kwargs:
+        threads = kwargs.pop("threads")
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    _resolve(args._target)(**kwargs)
+    logging.getLogger("equidyn").info("%s finished in %.1f s", args.command, time.perf_counter() - t0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""The smoke-plume datasets built on :mod:`equidyn.data.smoke`: the level study's base plumes and level datasets.
+
+**Base plumes** (W22 Fig. 4, BLOG): ``n_sims`` plumes from one inflow at ``(grid/2, inflow_y)`` with upward
+buoyancy ``(0, force_step·(i+1))``, ``i = 0 … n_sims-1``.
+
+**Level ``l``** (0…9) takes base plumes ``(1, 1+l, 1+2l, 1+3l)`` (indices ``i`` above) and rotates the ``j``-th by
+``j·90°`` with the symmetry spine: task ``j`` is a plume blowing in direction ``j``. Level 0 is four rotations of
+one plume — exactly C4-symmetric data — and the symmetry breaks more as ``l`` grows because the four buoyancies
+differ more.
+
+**Data equivariance error** of a level: the mean over frames, components and pixels of
+``(|d1−d2| + |d1−d3| + |d1−d4|)/3`` between the *unrotated* plumes — computed here by rotating task ``j`` back
+with the spine, which for level 0 gives exactly 0.
+
+Each level store records its train/valid/test frame ranges and the normalisation scale (rms speed over the train
+frames only), so every run on it uses the same splits and statistics.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from ..store import content_sha256, open_store, write_store
+from ..symmetry import C4, FieldLayout
+from .smoke import PlumePhysics, PlumeSetup, from_dict, simulate
+
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass(frozen=True)
+class BasePlumes:
+    n_sims: int = 50
+    force_step: float = 0.005
+    inflow_y: float = 5.0
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BasePlumes:
+        return from_dict(cls, d, "base plume")
+
+
+def base_setup(base: BasePlumes, physics: PlumePhysics) -> PlumeSetup:
+    i = np.arange(base.n_sims)
+    centers = np.tile([physics.grid / 2, base.inflow_y], (base.n_sims, 1)).astype(float)
+    forces = np.stack([np.zeros(base.n_sims), base.force_step * (i + 1)], axis=1)
+    return PlumeSetup(centers, forces, labels={"force": forces[:, 1]})
+
+
+def frames_dataset(velocity: np.ndarray, physics: PlumePhysics, sim_coords: dict[str, Any]) -> xr.Dataset:
+    """Wrap ``(sim, time, component, y, x)`` velocities with coordinates and units."""
+    n = physics.grid
+    steps = np.asarray(list(physics.kept_steps))
+    ds = xr.Dataset(
+        {"velocity": (("sim", "time", "component", "y", "x"), velocity)},
+        coords={
+            "sim": np.arange(velocity.shape[0]),
+            "time": ("time", (steps + 1) * physics.velocity_dt, {"units": "step·dt (cell/velocity units)"}),
+            "step": ("time", steps + 1),
+            "component": ["x", "y"],
+            "y": ("y", np.arange(n) + 0.5, {"units": "cells"}),
+            "x": ("x", np.arange(n) + 0.5, {"units": "cells"}),
+            **sim_coords,
+        },
+    )
+    ds.velocity.attrs.update(units="cells per time unit", location="cell centres")
+    return ds
+
+
+def generate_base(physics: PlumePhysics, base: BasePlumes, out: str | os.PathLike) -> str:
+    setup = base_setup(base, physics)
+    velocity = simulate(setup, physics)
+    ds = frames_dataset(
+        velocity,
+        physics,
+        {
+            "inflow_x": ("sim", setup.centers[:, 0]),
+            "inflow_y": ("sim", setup.centers[:, 1]),
+            "force_y": ("sim", setup.forces[:, 1]),
+        },
+    )
+    return write_store(ds, out, {"physics": asdict(physics), "base": asdict(base), "kind": "smoke-base"})
+
+
+def level_members(level: int) -> list[int]:
+    """Base plume indices of the four tasks of ``level``."""
+    return [1 + j * level for j in range(4)]
+
+
+def _check_splits(splits: dict[str, list[int]], n_frames: int) -> dict[str, list[int]]:
+    missing = [s for s in SPLITS if s not in splits]
+    if missing:
+        raise ValueError(f"splits need {SPLITS}, missing {missing}")
+    ranges = [tuple(splits[s]) for s in SPLITS]
+    for name, (lo, hi) in zip(SPLITS, ranges, strict=True):
+        if not 0 <= lo < hi <= n_frames:
+            raise ValueError(f"split {name!r} range [{lo}, {hi}) is not inside the {n_frames} stored frames")
+    for (_, hi), (lo, _) in zip(ranges[:-1], ranges[1:], strict=True):
+        if lo < hi:
+            raise ValueError(f"split frame ranges overlap or are out of order: {splits}")
+    return {s: [int(v) for v in splits[s]] for s in SPLITS}
+
+
+def rms_scale(velocity: np.ndarray) -> float:
+    """rms speed ``sqrt(mean |v|²)``: one scalar, so normalising by it keeps every rotation symmetry."""
+    return float(np.sqrt(np.mean(np.sum(velocity.astype(np.float64) ** 2, axis=2))))
+
+
+def build_level(base_path: str | os.PathLike, level: int, splits: dict[str, list[int]], out: str | os.PathLike) -> str:
+    base = open_store(base_path)
+    members = level_members(level)
+    if members[-1] >= base.sizes["sim"]:
+        raise ValueError(f"level {level} needs base plume {members[-1]} but {base_path} has {base.sizes['sim']}")
+    splits = _check_splits(splits, base.sizes["time"])
+    group = C4()
+    layout = FieldLayout.of(("vector", base.sizes["time"]))
+    tasks = []
+    for j, member in enumerate(members):
+        v = base.velocity.values[member]  # (time, 2, y, x)
+        rotated = group.act_numpy(j, v.reshape(1, -1, *v.shape[-2:]), layout).reshape(v.shape)
+        tasks.append(rotated)
+    velocity = np.stack(tasks)
+    lo, hi = splits["train"]
+    ds = base.isel(sim=members).drop_vars(["inflow_x", "inflow_y"]).copy()
+    ds = ds.assign_coords(sim=np.arange(4), base_sim=("sim", members), rotation=("sim", np.arange(4)))
+    ds["velocity"] = (ds.velocity.dims, velocity, ds.velocity.attrs)
+    ds.attrs = {
+        "level": level,
+        "splits": json.dumps(splits),
+        "norm_scale": rms_scale(velocity[:, lo:hi]),
+        "base_store_sha256": base.attrs["content_sha256"],
+    }
+    settings = {"kind": "smoke-level", "level": level, "splits": splits, "base": json.loads(base.attrs["settings"])}
+    return write_store(ds, out, settings)
+
+
+def unrotated_tasks(level_ds: xr.Dataset) -> np.ndarray:
+    """Undo each task's rotation: the four plumes as simulated, ``(4, time, 2, y, x)``."""
+    group = C4()
+    v = level_ds.velocity.values
+    layout = FieldLayout.of(("vector", v.shape[1]))
+    out = []
+    for j in range(v.shape[0]):
+        k = int(level_ds.rotation.values[j])
+        out.append(group.act_numpy(group.inverse(k), v[j].reshape(1, -1, *v.shape[-2:]), layout).reshape(v[j].shape))
+    return np.stack(out)
+
+
+def data_equivariance_error(level_ds: xr.Dataset) -> float:
+    d = unrotated_tasks(level_ds).astype(np.float64)
+    return float(np.mean([np.abs(d[0] - d[j]).mean() for j in (1, 2, 3)]))
+
+
+def level_splits(level_ds: xr.Dataset) -> dict[str, list[int]]:
+    return json.loads(level_ds.attrs["splits"])
+
+
+__all__ = [
+    "BasePlumes",
+    "build_level",
+    "content_sha256",
+    "data_equivariance_error",
+    "generate_base",
+    "level_members",
+    "level_splits",
+]

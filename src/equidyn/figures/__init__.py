@@ -1,0 +1,1 @@
+"""Figures: one consistent style, PDF + PNG, each with a lineage footer pointing at the table it plots."""

@@ -1,0 +1,105 @@
+"""Pieces every study shares: model specs from config entries, run metadata, alpha formatting, evaluation."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..atomic import write_json
+from ..lineage import config_sha, git_rev
+from ..models.base import ModelSpec
+from ..symmetry import FieldLayout
+
+log = logging.getLogger(__name__)
+
+
+def format_alpha(alpha: float) -> str:
+    """Path-safe, round-trippable alpha: 0, 1e-06, 0.0001, 0.01, 1 (``float(format_alpha(a)) == a``)."""
+    text = f"{float(alpha):g}"
+    if float(text) != float(alpha):
+        text = repr(float(alpha))
+    return text
+
+
+def model_spec(entry: dict[str, Any], in_layout: str, out_layout: str, grid: tuple[int, ...], group: str) -> ModelSpec:
+    """A spec from a config model entry (``name``, ``layers``, ``budget`` or ``hidden``, ``options``...)."""
+    from ..models.registry import fit_hidden
+
+    spec = ModelSpec(
+        name=entry["name"],
+        in_layout=FieldLayout.parse(in_layout),
+        out_layout=FieldLayout.parse(out_layout),
+        hidden=int(entry.get("hidden", 1)),
+        layers=int(entry.get("layers", 4)),
+        grid=tuple(grid),
+        group=group,
+        kernel_size=int(entry.get("kernel_size", 3)),
+        options=dict(entry.get("options", {})),
+    )
+    if "budget" in entry:
+        spec, predicted = fit_hidden(spec, int(entry["budget"]))
+        log.info("%s: hidden=%d for a budget of %d parameters (%d)", spec.name, spec.hidden, entry["budget"], predicted)
+    return spec
+
+
+def model_entry(models: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    for entry in models:
+        if entry["name"] == name:
+            return entry
+    raise ValueError(f"model {name!r} is not in this study's config (have {[m['name'] for m in models]})")
+
+
+def run_meta(settings: dict[str, Any], data_sha: str, **keys: Any) -> dict[str, Any]:
+    """Metadata stored with a run: its keys (model, alpha, seed, ...) and lineage."""
+    return {**keys, "config_sha": config_sha(settings), "git_rev": git_rev(), "data_sha": data_sha}
+
+
+def set_threads(threads: int | None) -> None:
+    if threads:
+        torch.set_num_threads(int(threads))
+
+
+def read_json(path: str | os.PathLike) -> dict[str, Any]:
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def evaluate_checkpoint(task, ckpt_path: str | os.PathLike, *, ee_samples: int, out: str | os.PathLike) -> dict:
+    """Test scores and the equivariance error of one checkpoint, in physical units, written to ``out``.
+
+    EE is measured on the first ``ee_samples`` test inputs; for a model on normalised data the physical EE is
+    ``scale`` times the normalised one, because the group action is linear.
+    """
+    from ..measures.equivariance import equivariance_error
+    from ..symmetry import group_by_name
+    from ..training import checkpoint
+    from ..training.tasks import score
+
+    model, ckpt = checkpoint.load_model(ckpt_path)
+    scores = score(task, model, "test")
+    x, _ = task.batch("test", torch.arange(min(ee_samples, task.n("test"))))
+    group = group_by_name(model.spec.group)
+    ee = equivariance_error(model, x, group, model.in_layout, model.out_layout)
+    result = {
+        **ckpt["meta"],
+        "checkpoint_epoch": ckpt["epoch"],
+        "test_rmse": scores["rmse"],
+        "test_mae": scores["mae"],
+        "test_rmse_by_step": scores["rmse_by_step"],
+        "ee": ee["ee"] * task.scale,
+        "ee_rel": ee["ee_rel"],
+        "ee_max": ee["ee_max"] * task.scale,
+    }
+    write_json(out, result)
+    return result
+
+
+def ensure_parent(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,143 @@
+"""The symmetry-level study: base plumes → level datasets → (model, alpha, level, seed) runs → EE tables/figure."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from ..atomic import atomic_path, write_json
+from ..lineage import LINEAGE_COLUMNS
+from . import common
+
+log = logging.getLogger(__name__)
+
+
+def generate_base(settings: dict[str, Any], out: str | os.PathLike) -> str:
+    from ..data.smoke import PlumePhysics
+    from ..data.smoke_datasets import BasePlumes, generate_base
+
+    return generate_base(PlumePhysics.from_dict(settings["physics"]), BasePlumes.from_dict(settings["base"]), out)
+
+
+def build_level(settings: dict[str, Any], base: str | os.PathLike, level: int, out: str | os.PathLike) -> str:
+    from ..data.smoke_datasets import build_level
+
+    return build_level(base, level, settings["splits"], out)
+
+
+def data_ee(store: str | os.PathLike, out: str | os.PathLike) -> float:
+    from ..data.smoke_datasets import data_equivariance_error
+    from ..store import open_store
+
+    ds = open_store(store)
+    value = data_equivariance_error(ds)
+    write_json(out, {"level": int(ds.attrs["level"]), "data_ee": value, "data_sha": ds.attrs["content_sha256"]})
+    return value
+
+
+def windows(n_sims: int, frame_range: tuple[int, int], length: int) -> torch.Tensor:
+    """All ``(sim, start)`` whose ``length`` frames lie inside ``[lo, hi)``."""
+    lo, hi = frame_range
+    starts = torch.arange(lo, hi - length + 1)
+    sims = torch.arange(n_sims)
+    return torch.cartesian_prod(sims, starts) if len(starts) else torch.empty(0, 2, dtype=torch.long)
+
+
+def make_task(settings: dict[str, Any], store: str | os.PathLike):
+    """The forecasting task on one level store, normalised by the store's train rms speed."""
+    from ..data.smoke_datasets import level_splits
+    from ..store import open_store
+    from ..training.tasks import ForecastTask
+
+    ds = open_store(store)
+    scale = float(ds.attrs["norm_scale"])
+    frames = torch.from_numpy(ds.velocity.values) / scale
+    splits = level_splits(ds)
+    n_in = int(settings["input_frames"])
+    steps = {split: int(settings["rollout"][split]) for split in ("train", "valid", "test")}
+    wins = {split: windows(frames.shape[0], tuple(splits[split]), n_in + steps[split]) for split in steps}
+    task = ForecastTask(frames=frames, windows=wins, input_frames=n_in, steps=steps, scale=scale)
+    return task, ds
+
+
+def run_settings(settings: dict[str, Any], model: str) -> dict[str, Any]:
+    """The part of the study config that determines a run (its config_sha)."""
+    keys = ("physics", "base", "splits", "input_frames", "rollout", "training")
+    return {"study": "levels", **{k: settings[k] for k in keys}, "model": common.model_entry(settings["models"], model)}
+
+
+def train_run(
+    settings: dict[str, Any], store: str | os.PathLike, model: str, alpha: float, level: int, seed: int,
+    run_dir: str | os.PathLike,
+) -> dict[str, Any]:
+    from ..training.trainer import TrainSettings, train
+
+    task, ds = make_task(settings, store)
+    n = int(ds.sizes["x"])
+    spec = common.model_spec(
+        common.model_entry(settings["models"], model),
+        f"{settings['input_frames']} vector", "1 vector", (n, n), "C4",
+    )
+    meta = common.run_meta(
+        run_settings(settings, model), ds.attrs["content_sha256"], study="levels", model=model, alpha=alpha,
+        level=level, seed=seed,
+    )
+    return train(task, spec, TrainSettings.from_dict(settings["training"]), run_dir, seed=seed, alpha=alpha, meta=meta)
+
+
+def evaluate_run(
+    settings: dict[str, Any], store: str | os.PathLike, checkpoint: str | os.PathLike, out: str | os.PathLike
+) -> dict[str, Any]:
+    task, _ = make_task(settings, store)
+    return common.evaluate_checkpoint(task, checkpoint, ee_samples=int(settings["evaluation"]["ee_samples"]), out=out)
+
+
+def data_table(data_ee_files: list[str], out: str | os.PathLike, config_sha: str) -> pd.DataFrame:
+    from ..lineage import git_rev
+
+    rows = [common.read_json(p) for p in data_ee_files]
+    df = pd.DataFrame(rows).sort_values("level")
+    df["config_sha"] = config_sha
+    df["git_rev"] = git_rev()
+    df = df[["level", "data_ee", *LINEAGE_COLUMNS]]
+    _write_csv(df, out)
+    return df
+
+
+def levels_table(eval_files: list[str], data_table_path: str | os.PathLike, out: str | os.PathLike) -> pd.DataFrame:
+    rows = []
+    for path in eval_files:
+        r = common.read_json(path)
+        rows.append(
+            {
+                "model": r["model"],
+                "alpha": r["alpha"],
+                "level": r["level"],
+                "seed": r["seed"],
+                "checkpoint": Path(path).stem.removeprefix("eval_"),
+                "epoch": r["checkpoint_epoch"],
+                "test_rmse": r["test_rmse"],
+                "test_mae": r["test_mae"],
+                "ee": r["ee"],
+                "ee_rel": r["ee_rel"],
+                **{k: r[k] for k in LINEAGE_COLUMNS},
+            }
+        )
+    df = pd.DataFrame(rows)
+    data = pd.read_csv(data_table_path)[["level", "data_ee"]]
+    df = df.merge(data, on="level", how="left")
+    order = ["model", "alpha", "level", "seed", "checkpoint", "epoch", "test_rmse", "test_mae", "ee", "ee_rel",
+             "data_ee", *LINEAGE_COLUMNS]
+    df = df[order].sort_values(["model", "alpha", "level", "seed", "checkpoint"]).reset_index(drop=True)
+    _write_csv(df, out)
+    return df
+
+
+def _write_csv(df: pd.DataFrame, out: str | os.PathLike) -> None:
+    with atomic_path(common.ensure_parent(out)) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.9g")

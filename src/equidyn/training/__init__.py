@@ -1,0 +1,1 @@
+"""Training: tasks (what a batch is and how a model predicts), the seeded, resumable training loop, checkpoints."""
