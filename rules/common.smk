@@ -3,6 +3,7 @@
 import json
 
 from equidyn.lineage import config_sha
+from equidyn.studies.levels import run_settings as levels_run_settings
 
 EQUIDYN = "python -m equidyn.cli"
 ENV = "../workflow/envs/equidyn.yaml"

@@ -96,8 +96,9 @@ rule levels_train:
         early=R(f"{LV_RUN}/epoch3.pt"),
         history=R(f"{LV_RUN}/history.csv"),
         summary=R(f"{LV_RUN}/train.json"),
+        evals=expand(R(f"{LV_RUN}/eval_{{checkpoint}}.json"), checkpoint=["epoch3", "best"], allow_missing=True),
     params:
-        settings=settings_json(LV),
+        settings=lambda w: settings_json(levels_run_settings(LV, w.model)),
         run_dir=lambda w: R(LV_RUN.format(**w)),
     log:
         R(f"logs/{LV_RUN}/train.log"),
@@ -114,29 +115,6 @@ rule levels_train:
         "{EQUIDYN} levels-train --settings {params.settings:q} --store {input.store} --model {wildcards.model}"
         " --alpha {wildcards.alpha} --level {wildcards.level} --seed {wildcards.seed} --run-dir {params.run_dir}"
         " --threads {threads} > {log} 2>&1"
-
-
-rule levels_evaluate:
-    input:
-        store=R("data/levels/level{level}.zarr"),
-        checkpoint=R(f"{LV_RUN}/{{checkpoint}}.pt"),
-    output:
-        R(f"{LV_RUN}/eval_{{checkpoint}}.json"),
-    params:
-        settings=settings_json(LV),
-    log:
-        R(f"logs/{LV_RUN}/eval_{{checkpoint}}.log"),
-    benchmark:
-        R(f"benchmarks/{LV_RUN}/eval_{{checkpoint}}.tsv")
-    threads: res("analysis", "threads")
-    resources:
-        runtime=res("analysis", "runtime"),
-        mem_mb=res("analysis", "mem_mb"),
-    conda:
-        ENV
-    shell:
-        "{EQUIDYN} levels-evaluate --settings {params.settings:q} --store {input.store}"
-        " --checkpoint {input.checkpoint} --out {output} --threads {threads} > {log} 2>&1"
 
 
 rule levels_data_table:

@@ -42,7 +42,11 @@ COMMANDS: dict[str, tuple[str, list[Arg], str]] = {
         [_a("files", nargs="+")],
         "validate YAML config files (merged in order) against config/schema.yaml",
     ),
-    "levels-base": ("equidyn.studies.levels:generate_base", [SETTINGS, OUT], "simulate the level study's base plumes"),
+    "levels-base": (
+        "equidyn.studies.levels:generate_base",
+        [SETTINGS, OUT],
+        "simulate the level study's base plumes",
+    ),
     "levels-level": (
         "equidyn.studies.levels:build_level",
         [SETTINGS, _a("--base", required=True), _a("--level", type=int, required=True), OUT],
@@ -66,11 +70,6 @@ COMMANDS: dict[str, tuple[str, list[Arg], str]] = {
             THREADS,
         ],
         "train one (model, alpha, level, seed) run",
-    ),
-    "levels-evaluate": (
-        "equidyn.studies.levels:evaluate_run",
-        [SETTINGS, _a("--store", required=True), _a("--checkpoint", required=True), OUT, THREADS],
-        "test RMSE and equivariance error of one checkpoint",
     ),
     "levels-data-table": (
         "equidyn.studies.levels:data_table",

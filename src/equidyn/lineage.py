@@ -26,7 +26,7 @@ def config_sha(config: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:12]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def git_rev(start: str | None = None) -> str:
     """The current commit (12 digits, ``-dirty`` if tracked files changed), or ``EQUIDYN_GIT_REV``, or ``unknown``.
 

@@ -109,7 +109,11 @@ def _simulate_batch(centers: np.ndarray, forces: np.ndarray, physics: PlumePhysi
         center = pf.tensor(np.asarray(centers, dtype=np.float64), sim, vec)
         force = pf.tensor(np.asarray(forces, dtype=np.float64), sim, vec)
         inflow = pf.CenteredGrid(
-            pf.Sphere(center=center, radius=physics.inflow_radius), pf.extrapolation.BOUNDARY, x=n, y=n, bounds=bounds
+            pf.Sphere(center=center, radius=physics.inflow_radius),
+            pf.extrapolation.BOUNDARY,
+            x=n,
+            y=n,
+            bounds=bounds,
         )
         smoke = pf.CenteredGrid(0, pf.extrapolation.BOUNDARY, x=n, y=n, bounds=bounds)
         velocity = pf.StaggeredGrid(0, pf.extrapolation.ZERO, x=n, y=n, bounds=bounds)

@@ -18,6 +18,7 @@ frames only), so every run on it uses the same splits and statistics.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -99,7 +100,7 @@ def _check_splits(splits: dict[str, list[int]], n_frames: int) -> dict[str, list
     for name, (lo, hi) in zip(SPLITS, ranges, strict=True):
         if not 0 <= lo < hi <= n_frames:
             raise ValueError(f"split {name!r} range [{lo}, {hi}) is not inside the {n_frames} stored frames")
-    for (_, hi), (lo, _) in zip(ranges[:-1], ranges[1:], strict=True):
+    for (_, hi), (lo, _) in itertools.pairwise(ranges):
         if lo < hi:
             raise ValueError(f"split frame ranges overlap or are out of order: {splits}")
     return {s: [int(v) for v in splits[s]] for s in SPLITS}
@@ -134,7 +135,12 @@ def build_level(base_path: str | os.PathLike, level: int, splits: dict[str, list
         "norm_scale": rms_scale(velocity[:, lo:hi]),
         "base_store_sha256": base.attrs["content_sha256"],
     }
-    settings = {"kind": "smoke-level", "level": level, "splits": splits, "base": json.loads(base.attrs["settings"])}
+    settings = {
+        "kind": "smoke-level",
+        "level": level,
+        "splits": splits,
+        "base": json.loads(base.attrs["settings"]),
+    }
     return write_store(ds, out, settings)
 
 

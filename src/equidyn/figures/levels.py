@@ -37,12 +37,20 @@ def ee_vs_data_ee(levels_csv: str | os.PathLike, data_csv: str | os.PathLike, ou
             shade = 0.35 + 0.65 * (alphas.index(alpha) + 1) / len(alphas) if relaxed else 1.0
             mean = stats["mean"].clip(lower=floor)
             ax.errorbar(
-                stats["data_ee"], mean, yerr=stats["std"].fillna(0), label=_series_label(model, alpha, relaxed),
-                color=style.color(model), alpha=shade, marker="o", capsize=2,
+                stats["data_ee"],
+                mean,
+                yerr=stats["std"].fillna(0),
+                label=_series_label(model, alpha, relaxed),
+                color=style.color(model),
+                alpha=shade,
+                marker="o",
+                capsize=2,
                 linestyle=["-", "--", "-.", ":"][alphas.index(alpha) % 4] if relaxed else "-",
             )
-        lim = [max(floor, data["data_ee"][data["data_ee"] > 0].min() / 3) if (data["data_ee"] > 0).any() else floor,
-               max(data["data_ee"].max(), sub["ee"].max()) * 2]
+        lim = [
+            max(floor, data["data_ee"][data["data_ee"] > 0].min() / 3) if (data["data_ee"] > 0).any() else floor,
+            max(data["data_ee"].max(), sub["ee"].max()) * 2,
+        ]
         ax.plot(lim, lim, color="k", linestyle=":", linewidth=0.8, label="model EE = data EE")
         ax.set_yscale("log")
         ax.set_xlabel("data equivariance error (L1, velocity units)")

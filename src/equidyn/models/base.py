@@ -9,6 +9,7 @@ data loss (the published code squared it and skipped it on CPU, REFERENCE §2).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,7 +90,6 @@ class FieldModel(nn.Module):
         return torch.zeros((), device=next(self.parameters()).device)
 
 
-
 def model_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """State dict in evaluation mode.
 
@@ -115,7 +115,7 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-class functional_eval:  # noqa: N801 - used as a context manager like torch.no_grad
+class functional_eval:
     """Evaluation mode that still builds filters from the current parameters.
 
     escnn's convolutions cache their expanded filter when put in eval mode, so after ``model.eval()`` an in-place
@@ -138,10 +138,8 @@ class functional_eval:  # noqa: N801 - used as a context manager like torch.no_g
             if hasattr(m, "expand_parameters"):
                 if hasattr(m, "filter"):
                     # drop a filter cached by an earlier model.eval(): it may hold stale weights
-                    try:
+                    with contextlib.suppress(AttributeError):
                         del m.filter
-                    except AttributeError:
-                        pass
                 m.training = True
         return self.model
 

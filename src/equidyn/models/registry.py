@@ -15,7 +15,12 @@ from .base import FieldModel, ModelSpec, count_parameters
 
 Builder = Callable[[ModelSpec], FieldModel]
 _REGISTRY: dict[str, Builder] = {}
-_MODULES = ("equidyn.models.smoke2d", "equidyn.models.zoo2d", "equidyn.models.superres3d", "equidyn.models.tutorial")
+_MODULES = (
+    "equidyn.models.smoke2d",
+    "equidyn.models.zoo2d",
+    "equidyn.models.superres3d",
+    "equidyn.models.tutorial",
+)
 
 F = TypeVar("F", bound=Callable[..., FieldModel])
 
@@ -80,10 +85,7 @@ def fit_hidden(spec: ModelSpec, budget: int) -> tuple[ModelSpec, int]:
     def params(h: int) -> int:
         return round(a * h * h + b * h + c)
 
-    if a > 0:
-        root = (-b + (b * b - 4 * a * (c - budget)) ** 0.5) / (2 * a)
-    else:
-        root = (budget - c) / b
+    root = (-b + (b * b - 4 * a * (c - budget)) ** 0.5) / (2 * a) if a > 0 else (budget - c) / b
     candidates = [h for h in {int(root), int(root) + 1} if h >= 1] or [1]
     best = min(candidates, key=lambda h: abs(params(h) - budget))
     return spec.with_hidden(best), params(best)

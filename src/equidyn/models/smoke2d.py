@@ -14,6 +14,8 @@ equivariant, even at α → ∞ (REFERENCE §3).
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
@@ -42,7 +44,7 @@ class ConvNet(FieldModel):
         k, h = spec.kernel_size, spec.hidden
         widths = [self.in_channels] + [h] * (spec.layers - 1)
         blocks: list[nn.Module] = []
-        for c_in, c_out in zip(widths[:-1], widths[1:], strict=True):
+        for c_in, c_out in itertools.pairwise(widths):
             blocks += [nn.Conv2d(c_in, c_out, k, padding=k // 2), nn.BatchNorm2d(c_out), nn.ReLU()]
         blocks.append(nn.Conv2d(widths[-1], self.out_channels, k, padding=k // 2))
         self.net = nn.Sequential(*blocks)
@@ -149,7 +151,7 @@ class _SteerableNet(FieldModel):
         hidden = enn.FieldType(self.gspace, [self.gspace.regular_repr] * spec.hidden)
         types = [self.in_type] + [hidden] * (spec.layers - 1)
         blocks: list[nn.Module] = []
-        for t_in, t_out in zip(types[:-1], types[1:], strict=True):
+        for t_in, t_out in itertools.pairwise(types):
             blocks += [self._conv(t_in, t_out, k), enn.InnerBatchNorm(t_out), enn.ReLU(t_out, inplace=False)]
         blocks.append(self._conv(types[-1], self.out_type, k))
         self.net = enn.SequentialModule(*blocks)

@@ -6,16 +6,18 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ..atomic import write_json
 from ..lineage import config_sha, git_rev
-from ..models.base import ModelSpec
 from ..symmetry import FieldLayout
 
+if TYPE_CHECKING:
+    from ..models.base import ModelSpec
+
 log = logging.getLogger(__name__)
+
+CHECKPOINTS = ("epoch3", "best")
 
 
 def format_alpha(alpha: float) -> str:
@@ -28,6 +30,7 @@ def format_alpha(alpha: float) -> str:
 
 def model_spec(entry: dict[str, Any], in_layout: str, out_layout: str, grid: tuple[int, ...], group: str) -> ModelSpec:
     """A spec from a config model entry (``name``, ``layers``, ``budget`` or ``hidden``, ``options``...)."""
+    from ..models.base import ModelSpec
     from ..models.registry import fit_hidden
 
     spec = ModelSpec(
@@ -43,7 +46,13 @@ def model_spec(entry: dict[str, Any], in_layout: str, out_layout: str, grid: tup
     )
     if "budget" in entry:
         spec, predicted = fit_hidden(spec, int(entry["budget"]))
-        log.info("%s: hidden=%d for a budget of %d parameters (%d)", spec.name, spec.hidden, entry["budget"], predicted)
+        log.info(
+            "%s: hidden=%d for a budget of %d parameters (%d)",
+            spec.name,
+            spec.hidden,
+            entry["budget"],
+            predicted,
+        )
     return spec
 
 
@@ -59,11 +68,6 @@ def run_meta(settings: dict[str, Any], data_sha: str, **keys: Any) -> dict[str, 
     return {**keys, "config_sha": config_sha(settings), "git_rev": git_rev(), "data_sha": data_sha}
 
 
-def set_threads(threads: int | None) -> None:
-    if threads:
-        torch.set_num_threads(int(threads))
-
-
 def read_json(path: str | os.PathLike) -> dict[str, Any]:
     with open(path) as fh:
         return json.load(fh)
@@ -75,6 +79,8 @@ def evaluate_checkpoint(task, ckpt_path: str | os.PathLike, *, ee_samples: int, 
     EE is measured on the first ``ee_samples`` test inputs; for a model on normalised data the physical EE is
     ``scale`` times the normalised one, because the group action is linear.
     """
+    import torch
+
     from ..measures.equivariance import equivariance_error
     from ..symmetry import group_by_name
     from ..training import checkpoint
@@ -97,6 +103,17 @@ def evaluate_checkpoint(task, ckpt_path: str | os.PathLike, *, ee_samples: int, 
     }
     write_json(out, result)
     return result
+
+
+def evaluate_checkpoints(task, run_dir: str | os.PathLike, *, ee_samples: int) -> None:
+    """Evaluate ``epoch3.pt`` and ``best.pt`` of a finished run into ``eval_<checkpoint>.json``.
+
+    Done by the training job itself: the evaluation is a few forward passes, far cheaper than a job of its own.
+    """
+    for name in CHECKPOINTS:
+        evaluate_checkpoint(
+            task, Path(run_dir) / f"{name}.pt", ee_samples=ee_samples, out=Path(run_dir) / f"eval_{name}.json"
+        )
 
 
 def ensure_parent(path: str | os.PathLike) -> Path:

@@ -7,9 +7,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-import torch
-
 from ..atomic import atomic_path, write_json
 from ..lineage import LINEAGE_COLUMNS
 from . import common
@@ -40,8 +37,10 @@ def data_ee(store: str | os.PathLike, out: str | os.PathLike) -> float:
     return value
 
 
-def windows(n_sims: int, frame_range: tuple[int, int], length: int) -> torch.Tensor:
-    """All ``(sim, start)`` whose ``length`` frames lie inside ``[lo, hi)``."""
+def windows(n_sims: int, frame_range: tuple[int, int], length: int):
+    """All ``(sim, start)`` whose ``length`` frames lie inside ``[lo, hi)``, as a ``(n, 2)`` long tensor."""
+    import torch
+
     lo, hi = frame_range
     starts = torch.arange(lo, hi - length + 1)
     sims = torch.arange(n_sims)
@@ -50,6 +49,8 @@ def windows(n_sims: int, frame_range: tuple[int, int], length: int) -> torch.Ten
 
 def make_task(settings: dict[str, Any], store: str | os.PathLike):
     """The forecasting task on one level store, normalised by the store's train rms speed."""
+    import torch
+
     from ..data.smoke_datasets import level_splits
     from ..store import open_store
     from ..training.tasks import ForecastTask
@@ -65,39 +66,49 @@ def make_task(settings: dict[str, Any], store: str | os.PathLike):
     return task, ds
 
 
-def run_settings(settings: dict[str, Any], model: str) -> dict[str, Any]:
-    """The part of the study config that determines a run (its config_sha)."""
-    keys = ("physics", "base", "splits", "input_frames", "rollout", "training")
-    return {"study": "levels", **{k: settings[k] for k in keys}, "model": common.model_entry(settings["models"], model)}
+RUN_KEYS = ("physics", "base", "splits", "input_frames", "rollout", "training", "evaluation")
+
+
+def run_settings(study: dict[str, Any], model: str) -> dict[str, Any]:
+    """What determines one run: the study settings it uses and its model entry (without the alpha grid).
+
+    The Snakefile passes exactly this to a training job, so adding a seed, a level or an alpha to the config does
+    not change — and rerun — the jobs that already exist; its hash is the run's ``config_sha``.
+    """
+    entry = {k: v for k, v in common.model_entry(study["models"], model).items() if k != "alphas"}
+    return {**{k: study[k] for k in RUN_KEYS}, "model": entry}
 
 
 def train_run(
-    settings: dict[str, Any], store: str | os.PathLike, model: str, alpha: float, level: int, seed: int,
+    settings: dict[str, Any],
+    store: str | os.PathLike,
+    model: str,
+    alpha: float,
+    level: int,
+    seed: int,
     run_dir: str | os.PathLike,
 ) -> dict[str, Any]:
+    """Train one run; ``settings`` is :func:`run_settings` of the study config."""
     from ..training.trainer import TrainSettings, train
 
+    if settings["model"]["name"] != model:
+        raise ValueError(f"settings are for model {settings['model']['name']!r}, not {model!r}")
     task, ds = make_task(settings, store)
     n = int(ds.sizes["x"])
-    spec = common.model_spec(
-        common.model_entry(settings["models"], model),
-        f"{settings['input_frames']} vector", "1 vector", (n, n), "C4",
-    )
+    spec = common.model_spec(settings["model"], f"{settings['input_frames']} vector", "1 vector", (n, n), "C4")
     meta = common.run_meta(
-        run_settings(settings, model), ds.attrs["content_sha256"], study="levels", model=model, alpha=alpha,
-        level=level, seed=seed,
+        settings, ds.attrs["content_sha256"], study="levels", model=model, alpha=alpha, level=level, seed=seed
     )
-    return train(task, spec, TrainSettings.from_dict(settings["training"]), run_dir, seed=seed, alpha=alpha, meta=meta)
+    summary = train(
+        task, spec, TrainSettings.from_dict(settings["training"]), run_dir, seed=seed, alpha=alpha, meta=meta
+    )
+    common.evaluate_checkpoints(task, run_dir, ee_samples=int(settings["evaluation"]["ee_samples"]))
+    return summary
 
 
-def evaluate_run(
-    settings: dict[str, Any], store: str | os.PathLike, checkpoint: str | os.PathLike, out: str | os.PathLike
-) -> dict[str, Any]:
-    task, _ = make_task(settings, store)
-    return common.evaluate_checkpoint(task, checkpoint, ee_samples=int(settings["evaluation"]["ee_samples"]), out=out)
+def data_table(data_ee_files: list[str], out: str | os.PathLike, config_sha: str):
+    import pandas as pd
 
-
-def data_table(data_ee_files: list[str], out: str | os.PathLike, config_sha: str) -> pd.DataFrame:
     from ..lineage import git_rev
 
     rows = [common.read_json(p) for p in data_ee_files]
@@ -109,7 +120,9 @@ def data_table(data_ee_files: list[str], out: str | os.PathLike, config_sha: str
     return df
 
 
-def levels_table(eval_files: list[str], data_table_path: str | os.PathLike, out: str | os.PathLike) -> pd.DataFrame:
+def levels_table(eval_files: list[str], data_table_path: str | os.PathLike, out: str | os.PathLike):
+    import pandas as pd
+
     rows = []
     for path in eval_files:
         r = common.read_json(path)
@@ -131,13 +144,25 @@ def levels_table(eval_files: list[str], data_table_path: str | os.PathLike, out:
     df = pd.DataFrame(rows)
     data = pd.read_csv(data_table_path)[["level", "data_ee"]]
     df = df.merge(data, on="level", how="left")
-    order = ["model", "alpha", "level", "seed", "checkpoint", "epoch", "test_rmse", "test_mae", "ee", "ee_rel",
-             "data_ee", *LINEAGE_COLUMNS]
+    order = [
+        "model",
+        "alpha",
+        "level",
+        "seed",
+        "checkpoint",
+        "epoch",
+        "test_rmse",
+        "test_mae",
+        "ee",
+        "ee_rel",
+        "data_ee",
+        *LINEAGE_COLUMNS,
+    ]
     df = df[order].sort_values(["model", "alpha", "level", "seed", "checkpoint"]).reset_index(drop=True)
     _write_csv(df, out)
     return df
 
 
-def _write_csv(df: pd.DataFrame, out: str | os.PathLike) -> None:
+def _write_csv(df, out: str | os.PathLike) -> None:
     with atomic_path(common.ensure_parent(out)) as tmp:
         df.to_csv(tmp, index=False, float_format="%.9g")

@@ -121,7 +121,11 @@ def train(
         optimiser.load_state_dict(state["optimiser"])
         scheduler.load_state_dict(state["scheduler"])
         history, best_val, best_epoch, epoch, stale = (
-            state["history"], state["best_val"], state["best_epoch"], state["epoch"], state["stale"]
+            state["history"],
+            state["best_val"],
+            state["best_epoch"],
+            state["epoch"],
+            state["stale"],
         )
         log.info("resuming %s after epoch %d", run_dir, epoch)
 

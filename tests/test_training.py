@@ -1,0 +1,176 @@
+"""Training: seeded, resumable after a kill with identical numbers, a truly best checkpoint, disjoint splits."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from equidyn.data.smoke import PlumePhysics
+from equidyn.data.smoke_datasets import build_level, frames_dataset
+from equidyn.store import write_store
+from equidyn.studies import levels
+from equidyn.training import checkpoint
+from equidyn.training.tasks import ForecastTask, rollout_loss
+from equidyn.training.trainer import KILL_ENV
+
+SETTINGS = {
+    "splits": {"train": [0, 8], "valid": [8, 11], "test": [11, 14]},
+    "input_frames": 1,
+    "rollout": {"train": 2, "valid": 1, "test": 2},
+    "physics": {},
+    "base": {},
+    "models": [
+        {"name": "convnet", "hidden": 4, "layers": 3},
+        {"name": "rsteer", "hidden": 2, "layers": 2, "alphas": [0, 0.1]},
+    ],
+    "training": {"epochs": 5, "batch_size": 4, "lr": 3e-3, "patience": 5, "device": "cpu"},
+    "evaluation": {"ee_samples": 4},
+}
+
+
+@pytest.fixture
+def level_store(tmp_path_factory, smooth):
+    tmp = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(3)
+    velocity = smooth(rng, (5, 14, 2, 8, 8))
+    ds = frames_dataset(
+        velocity,
+        PlumePhysics(grid=8, n_steps=14, keep_from=0),
+        {
+            "inflow_x": ("sim", np.zeros(5)),
+            "inflow_y": ("sim", np.zeros(5)),
+        },
+    )
+    write_store(ds, tmp / "base.zarr", {})
+    build_level(tmp / "base.zarr", 1, SETTINGS["splits"], tmp / "level1.zarr")
+    return tmp / "level1.zarr"
+
+
+def test_windows_never_cross_split_boundaries(level_store) -> None:
+    task, _ = levels.make_task(SETTINGS, level_store)
+    frames_used = {}
+    for split in ("train", "valid", "test"):
+        w = task.windows[split]
+        length = task.input_frames + task.steps[split]
+        frames_used[split] = {int(s) + k for s in w[:, 1] for k in range(length)}
+        lo, hi = SETTINGS["splits"][split]
+        assert min(frames_used[split]) >= lo and max(frames_used[split]) < hi
+    assert not frames_used["train"] & frames_used["valid"]
+    assert not frames_used["train"] & frames_used["test"]
+    assert not frames_used["valid"] & frames_used["test"]
+
+
+def test_rollout_loss_sums_per_step_losses() -> None:
+    frames = torch.randn(1, 6, 2, 4, 4)
+    task = ForecastTask(frames, {"train": torch.tensor([[0, 0]])}, 1, {"train": 3}, 1.0)
+    model = torch.nn.Conv2d(2, 2, 1)
+    x, y = task.batch("train", torch.tensor([0]))
+    preds = task.predict(model, x, 3)
+    expected = sum(torch.nn.functional.mse_loss(preds[:, s], y[:, s]) for s in range(3))
+    assert torch.allclose(rollout_loss(task, model, x, y), expected)
+    assert torch.equal(preds[:, 1], model(model(x)))  # autoregressive
+
+
+def _run(level_store, run_dir, model="convnet", alpha=0.0, seed=0):
+    return levels.train_run(levels.run_settings(SETTINGS, model), level_store, model, alpha, 1, seed, run_dir)
+
+
+def test_best_checkpoint_is_the_best_validation_epoch_and_results_are_seeded(level_store, tmp_path) -> None:
+    summary = _run(level_store, tmp_path / "a", seed=0)
+    hist = pd.read_csv(tmp_path / "a" / "history.csv")
+    assert list(hist.columns[:4]) == ["epoch", "train_loss", "train_rmse", "val_rmse"]
+    best = checkpoint.load(tmp_path / "a" / "best.pt")
+    assert best["epoch"] == int(hist.loc[hist.val_rmse.idxmin(), "epoch"]) == summary["best_epoch"]
+    assert checkpoint.load(tmp_path / "a" / "epoch3.pt")["epoch"] == 3
+    # the best checkpoint holds that epoch's weights, not the last epoch's
+    model, _ = checkpoint.load_model(tmp_path / "a" / "best.pt")
+    task, _ = levels.make_task(SETTINGS, level_store)
+    from equidyn.training.tasks import score
+
+    assert score(task, model, "valid")["rmse"] == pytest.approx(hist.val_rmse.min(), rel=1e-6)
+    evals = {c: json.loads((tmp_path / "a" / f"eval_{c}.json").read_text()) for c in ("epoch3", "best")}
+    assert evals["best"]["checkpoint_epoch"] == best["epoch"] and evals["best"]["seed"] == 0
+    assert {"test_rmse", "ee", "ee_rel", "config_sha", "git_rev", "data_sha"} <= set(evals["best"])
+    # same seed -> same numbers; seed 0 is a real seed
+    _run(level_store, tmp_path / "b", seed=0)
+    _run(level_store, tmp_path / "c", seed=1)
+    h_b = pd.read_csv(tmp_path / "b" / "history.csv")
+    h_c = pd.read_csv(tmp_path / "c" / "history.csv")
+    assert np.array_equal(hist.val_rmse.values, h_b.val_rmse.values)
+    assert not np.array_equal(hist.val_rmse.values, h_c.val_rmse.values)
+
+
+def test_alpha_enters_the_loss_linearly_and_only_for_regularised_models(level_store, tmp_path) -> None:
+    with pytest.raises(ValueError, match="has no regularizer"):
+        _run(level_store, tmp_path / "x", model="convnet", alpha=0.1)
+    _run(level_store, tmp_path / "r0", model="rsteer", alpha=0.0)
+    _run(level_store, tmp_path / "r1", model="rsteer", alpha=0.1)
+    reg0 = pd.read_csv(tmp_path / "r0" / "history.csv").regularizer.iloc[-1]
+    reg1 = pd.read_csv(tmp_path / "r1" / "history.csv").regularizer.iloc[-1]
+    assert reg1 < reg0  # the penalty pulls the relaxed weights towards equivariance
+
+
+def test_a_killed_training_job_resumes_to_identical_numbers(level_store, tmp_path) -> None:
+    settings = json.dumps(levels.run_settings(SETTINGS, "rsteer"))
+
+    def cli(run_dir, kill_after=None):
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+        env.pop(KILL_ENV, None)
+        if kill_after is not None:
+            env[KILL_ENV] = str(kill_after)
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "equidyn.cli",
+                "levels-train",
+                "--settings",
+                settings,
+                "--store",
+                str(level_store),
+                "--model",
+                "rsteer",
+                "--alpha",
+                "0.1",
+                "--level",
+                "1",
+                "--seed",
+                "7",
+                "--run-dir",
+                str(run_dir),
+                "--threads",
+                "1",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+
+    killed = cli(tmp_path / "killed", kill_after=2)
+    assert killed.returncode == -9, killed.stderr  # SIGKILL, as a scheduler would
+    assert (tmp_path / "killed" / "state" / "last.pt").exists()
+    assert not (tmp_path / "killed" / "best.pt").exists()  # no declared output before the end
+    resumed = cli(tmp_path / "killed")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stderr
+    straight = cli(tmp_path / "straight")
+    assert straight.returncode == 0, straight.stderr
+    a = pd.read_csv(tmp_path / "killed" / "history.csv").drop(columns="seconds")
+    b = pd.read_csv(tmp_path / "straight" / "history.csv").drop(columns="seconds")
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    ea = json.loads((tmp_path / "killed" / "eval_best.json").read_text())
+    eb = json.loads((tmp_path / "straight" / "eval_best.json").read_text())
+    assert ea["test_rmse"] == eb["test_rmse"] and ea["ee"] == eb["ee"]
+
+
+def test_resume_refuses_state_from_another_configuration(level_store, tmp_path) -> None:
+    _run(level_store, tmp_path / "r", seed=0)
+    with pytest.raises(RuntimeError, match="different configuration"):
+        _run(level_store, tmp_path / "r", seed=1)
