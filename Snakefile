@@ -21,7 +21,7 @@ from equidyn.config import validate_config  # noqa: E402
 from equidyn.lineage import git_rev  # noqa: E402
 
 
-configfile: "config/config.yaml"
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 validate_config(config)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import pandas as pd
 
 from . import style
@@ -63,6 +62,3 @@ def ee_vs_data_ee(levels_csv: str | os.PathLike, data_csv: str | os.PathLike, ou
     n_seeds = df["seed"].nunique()
     fig.suptitle(f"Model vs data equivariance error (mean ± sd over {n_seeds} seeds)", fontsize=9)
     style.save(fig, out, style.lineage_footer(df, "tables/levels.csv"))
-
-
-__all__ = ["ee_vs_data_ee", "np"]

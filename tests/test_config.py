@@ -1,0 +1,74 @@
+"""Configuration: both shipped configs validate; a bad key is rejected with its name and place."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from equidyn.config import ConfigError, deep_merge, load_config, validate_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def paper() -> dict:
+    return load_config([ROOT / "config" / "config.yaml"])
+
+
+def test_shipped_configs_validate() -> None:
+    paper()
+    demo = load_config([ROOT / "config" / "config.yaml", ROOT / "config" / "demo.yaml"])
+    assert demo["name"] == "demo"
+    load_config([ROOT / "config" / "config.yaml", ROOT / "config" / "slurm.yaml"])
+
+
+def test_paper_config_is_the_published_study() -> None:
+    lv = paper()["levels"]
+    assert lv["levels"] == list(range(10))
+    assert len(lv["seeds"]) == 5
+    rsteer = next(m for m in lv["models"] if m["name"] == "rsteer")
+    assert rsteer["alphas"] == [0, 1e-6, 1e-4, 1e-2, 1]
+    assert {m["name"] for m in lv["models"]} >= {"convnet", "e2cnn", "rsteer"}
+    assert all(m["budget"] == 600_000 for m in lv["models"])
+
+
+@pytest.mark.parametrize(
+    "patch, message",
+    [
+        ({"levels": {"training": {"lr_gama": 0.9}}}, r"levels\.training: unknown key\(s\) \['lr_gama'\]"),
+        ({"levels": {"seeds": [0, 0]}}, r"levels\.seeds: .*non-unique"),
+        ({"levels": {"splits": {"train": [0]}}}, r"levels\.splits\.train"),
+        ({"resources": {"train": {"gpu": 2}}}, r"resources\.train\.gpu"),
+        ({"surprise": 1}, r"<top level>: unknown key\(s\) \['surprise'\]"),
+    ],
+)
+def test_bad_config_is_rejected_naming_the_key(patch: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        validate_config(deep_merge(paper(), patch))
+
+
+def test_snakefile_rejects_a_bad_config_at_start_up(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"levels": {"training": {"epochz": 3}}}))
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "all",
+            "-n",
+            "--snakefile",
+            str(ROOT / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+            "--configfile",
+            str(bad),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode != 0
+    assert "unknown key(s) ['epochz']" in out.stdout + out.stderr
