@@ -38,9 +38,13 @@ os.environ.setdefault("EQUIDYN_GIT_REV", git_rev(workflow.basedir))
 
 include: "rules/common.smk"
 include: "rules/levels.smk"
+include: "rules/rotation.smk"
+include: "rules/tutorial.smk"
 
 
 rule all:
     default_target: True
     input:
         rules.levels_all.input,
+        rules.rotation_all.input,
+        rules.tutorial_all.input,

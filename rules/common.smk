@@ -4,6 +4,8 @@ import json
 
 from equidyn.lineage import config_sha
 from equidyn.studies.levels import run_settings as levels_run_settings
+from equidyn.studies.rotation import run_settings as rotation_run_settings
+from equidyn.studies.tutorial import run_settings as tutorial_run_settings
 
 EQUIDYN = "python -m equidyn.cli"
 ENV = "../workflow/envs/equidyn.yaml"
@@ -36,3 +38,5 @@ wildcard_constraints:
     level="[0-9]+",
     seed="[0-9]+",
     checkpoint="epoch3|best",
+    label="[a-z0-9_]+",
+    target="[a-z_]+",

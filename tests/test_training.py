@@ -97,7 +97,8 @@ def test_best_checkpoint_is_the_best_validation_epoch_and_results_are_seeded(lev
     assert score(task, model, "valid")["rmse"] == pytest.approx(hist.val_rmse.min(), rel=1e-6)
     evals = {c: json.loads((tmp_path / "a" / f"eval_{c}.json").read_text()) for c in ("epoch3", "best")}
     assert evals["best"]["checkpoint_epoch"] == best["epoch"] and evals["best"]["seed"] == 0
-    assert {"test_rmse", "ee", "ee_rel", "config_sha", "git_rev", "data_sha"} <= set(evals["best"])
+    assert {"scores", "ee", "ee_rel", "config_sha", "git_rev", "data_sha"} <= set(evals["best"])
+    assert evals["best"]["scores"]["test"]["rmse"] > 0
     # same seed -> same numbers; seed 0 is a real seed
     _run(level_store, tmp_path / "b", seed=0)
     _run(level_store, tmp_path / "c", seed=1)
@@ -167,7 +168,7 @@ def test_a_killed_training_job_resumes_to_identical_numbers(level_store, tmp_pat
     pd.testing.assert_frame_equal(a, b, check_exact=True)
     ea = json.loads((tmp_path / "killed" / "eval_best.json").read_text())
     eb = json.loads((tmp_path / "straight" / "eval_best.json").read_text())
-    assert ea["test_rmse"] == eb["test_rmse"] and ea["ee"] == eb["ee"]
+    assert ea["scores"] == eb["scores"] and ea["ee"] == eb["ee"]
 
 
 def test_resume_refuses_state_from_another_configuration(level_store, tmp_path) -> None:

@@ -81,6 +81,87 @@ COMMANDS: dict[str, tuple[str, list[Arg], str]] = {
         [_a("--eval-files", nargs="+", required=True), _a("--data-table-path", required=True), OUT],
         "tables/levels.csv",
     ),
+    "rotation-data": (
+        "equidyn.studies.rotation:generate",
+        [SETTINGS, OUT],
+        "simulate the rotation dataset (36 plumes, four directions)",
+    ),
+    "rotation-train": (
+        "equidyn.studies.rotation:train_run",
+        [
+            SETTINGS,
+            _a("--store", required=True),
+            _a("--model", required=True),
+            _a("--alpha", type=float, required=True),
+            _a("--seed", type=int, required=True),
+            _a("--run-dir", required=True),
+            THREADS,
+        ],
+        "train and evaluate one (model, alpha, seed) run of the rotation benchmark",
+    ),
+    "rotation-benchmark-table": (
+        "equidyn.studies.rotation:benchmark_table",
+        [_a("--eval-files", nargs="+", required=True), OUT],
+        "tables/rotation_benchmark.csv",
+    ),
+    "rotation-by-step-table": (
+        "equidyn.studies.rotation:by_step_table",
+        [_a("--eval-files", nargs="+", required=True), OUT],
+        "tables/rotation_by_step.csv",
+    ),
+    "rotation-summary-table": (
+        "equidyn.studies.rotation:summary_table",
+        [_a("--benchmark-csv", required=True), OUT],
+        "tables/rotation_summary.csv",
+    ),
+    "figure-rotation-rollout": (
+        "equidyn.figures.rotation:rollout",
+        [_a("--example-files", nargs="+", required=True), OUT],
+        "figures/rotation_rollout.pdf",
+    ),
+    "figure-rotation-rmse-by-step": (
+        "equidyn.figures.rotation:rmse_by_step",
+        [_a("--by-step-csv", required=True), OUT],
+        "figures/rotation_rmse_by_step.pdf",
+    ),
+    "tutorial-builtin": (
+        "equidyn.studies.tutorial:builtin",
+        [SETTINGS, _a("--turbulence", required=True), OUT],
+        "the built-in tutorial NetCDF from horizontal slices of the turbulence data",
+    ),
+    "tutorial-prepare": (
+        "equidyn.studies.tutorial:prepare",
+        [SETTINGS, _a("--source", required=True), OUT],
+        "validate the tutorial input file, compute flux targets, split and store",
+    ),
+    "tutorial-train": (
+        "equidyn.studies.tutorial:train_run",
+        [
+            SETTINGS,
+            _a("--store", required=True),
+            _a("--label", required=True),
+            _a("--target", required=True),
+            _a("--seed", type=int, required=True),
+            _a("--run-dir", required=True),
+            THREADS,
+        ],
+        "train one tutorial model and test it on rotated data",
+    ),
+    "tutorial-table": (
+        "equidyn.studies.tutorial:table",
+        [_a("--eval-files", nargs="+", required=True), OUT],
+        "tables/tutorial.csv",
+    ),
+    "figure-tutorial-rotated": (
+        "equidyn.figures.tutorial:rotated",
+        [_a("--example-files", nargs="+", required=True), OUT],
+        "figures/tutorial_rotated.pdf",
+    ),
+    "figure-tutorial-skill": (
+        "equidyn.figures.tutorial:skill",
+        [_a("--table-csv", required=True), OUT],
+        "figures/tutorial_skill.pdf",
+    ),
     "figure-ee-vs-data-ee": (
         "equidyn.figures.levels:ee_vs_data_ee",
         [_a("--levels-csv", required=True), _a("--data-csv", required=True), OUT],

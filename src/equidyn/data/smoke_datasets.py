@@ -92,18 +92,22 @@ def level_members(level: int) -> list[int]:
     return [1 + j * level for j in range(4)]
 
 
-def _check_splits(splits: dict[str, list[int]], n_frames: int) -> dict[str, list[int]]:
-    missing = [s for s in SPLITS if s not in splits]
+def check_frame_ranges(
+    ranges: dict[str, list[int]], n_frames: int, splits: tuple[str, ...], chained: tuple[str, ...]
+) -> dict[str, list[int]]:
+    """Validate half-open frame ranges: every split present and inside the store, the ``chained`` splits (those
+    sharing the same plumes) consecutive and disjoint — so no window of one can contain a frame of another."""
+    missing = [s for s in splits if s not in ranges]
     if missing:
-        raise ValueError(f"splits need {SPLITS}, missing {missing}")
-    ranges = [tuple(splits[s]) for s in SPLITS]
-    for name, (lo, hi) in zip(SPLITS, ranges, strict=True):
+        raise ValueError(f"frame ranges are needed for {splits}; missing {missing}")
+    for name in splits:
+        lo, hi = ranges[name]
         if not 0 <= lo < hi <= n_frames:
-            raise ValueError(f"split {name!r} range [{lo}, {hi}) is not inside the {n_frames} stored frames")
-    for (_, hi), (lo, _) in itertools.pairwise(ranges):
+            raise ValueError(f"split {name!r} frame range [{lo}, {hi}) is not inside the {n_frames} stored frames")
+    for (_, hi), (lo, _) in itertools.pairwise(ranges[s] for s in chained):
         if lo < hi:
-            raise ValueError(f"split frame ranges overlap or are out of order: {splits}")
-    return {s: [int(v) for v in splits[s]] for s in SPLITS}
+            raise ValueError(f"frame ranges of {chained} overlap or are out of order: {ranges}")
+    return {s: [int(v) for v in ranges[s]] for s in splits}
 
 
 def rms_scale(velocity: np.ndarray) -> float:
@@ -116,7 +120,7 @@ def build_level(base_path: str | os.PathLike, level: int, splits: dict[str, list
     members = level_members(level)
     if members[-1] >= base.sizes["sim"]:
         raise ValueError(f"level {level} needs base plume {members[-1]} but {base_path} has {base.sizes['sim']}")
-    splits = _check_splits(splits, base.sizes["time"])
+    splits = check_frame_ranges(splits, base.sizes["time"], SPLITS, SPLITS)
     group = C4()
     layout = FieldLayout.of(("vector", base.sizes["time"]))
     tasks = []

@@ -57,10 +57,14 @@ def model_spec(entry: dict[str, Any], in_layout: str, out_layout: str, grid: tup
 
 
 def model_entry(models: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    return model_entry_by(models, "name", name)
+
+
+def model_entry_by(models: list[dict[str, Any]], key: str, value: str) -> dict[str, Any]:
     for entry in models:
-        if entry["name"] == name:
+        if entry[key] == value:
             return entry
-    raise ValueError(f"model {name!r} is not in this study's config (have {[m['name'] for m in models]})")
+    raise ValueError(f"model {value!r} is not in this study's config (have {[m[key] for m in models]})")
 
 
 def run_meta(settings: dict[str, Any], data_sha: str, **keys: Any) -> dict[str, Any]:
@@ -73,47 +77,51 @@ def read_json(path: str | os.PathLike) -> dict[str, Any]:
         return json.load(fh)
 
 
-def evaluate_checkpoint(task, ckpt_path: str | os.PathLike, *, ee_samples: int, out: str | os.PathLike) -> dict:
-    """Test scores and the equivariance error of one checkpoint, in physical units, written to ``out``.
+def evaluate_checkpoint(
+    task, ckpt_path: str | os.PathLike, *, splits: tuple[str, ...], ee_split: str, ee_samples: int
+) -> dict[str, Any]:
+    """Scores on ``splits`` and the equivariance error on ``ee_split`` of one checkpoint, in physical units.
 
-    EE is measured on the first ``ee_samples`` test inputs; for a model on normalised data the physical EE is
-    ``scale`` times the normalised one, because the group action is linear.
+    EE is measured on the first ``ee_samples`` inputs of ``ee_split``; for a model on normalised data the physical
+    EE is ``scale`` times the normalised one, because the group action is linear.
     """
     import torch
 
     from ..measures.equivariance import equivariance_error
+    from ..models.base import count_parameters
     from ..symmetry import group_by_name
     from ..training import checkpoint
     from ..training.tasks import score
 
     model, ckpt = checkpoint.load_model(ckpt_path)
-    scores = score(task, model, "test")
-    x, _ = task.batch("test", torch.arange(min(ee_samples, task.n("test"))))
-    group = group_by_name(model.spec.group)
-    ee = equivariance_error(model, x, group, model.in_layout, model.out_layout)
-    result = {
+    scores = {split: score(task, model, split) for split in splits}
+    x, _ = task.batch(ee_split, torch.arange(min(ee_samples, task.n(ee_split))))
+    ee = equivariance_error(model, x.cpu(), group_by_name(model.spec.group), model.in_layout, model.out_layout)
+    return {
         **ckpt["meta"],
         "checkpoint_epoch": ckpt["epoch"],
-        "test_rmse": scores["rmse"],
-        "test_mae": scores["mae"],
-        "test_rmse_by_step": scores["rmse_by_step"],
+        "params": count_parameters(model),
+        "hidden": model.spec.hidden,
+        "scores": scores,
         "ee": ee["ee"] * task.scale,
         "ee_rel": ee["ee_rel"],
         "ee_max": ee["ee_max"] * task.scale,
     }
-    write_json(out, result)
-    return result
 
 
-def evaluate_checkpoints(task, run_dir: str | os.PathLike, *, ee_samples: int) -> None:
+def evaluate_checkpoints(task, run_dir: str | os.PathLike, *, splits: tuple[str, ...], ee_split: str, ee_samples: int):
     """Evaluate ``epoch3.pt`` and ``best.pt`` of a finished run into ``eval_<checkpoint>.json``.
 
     Done by the training job itself: the evaluation is a few forward passes, far cheaper than a job of its own.
     """
+    import torch
+
+    task.to(torch.device("cpu"))
     for name in CHECKPOINTS:
-        evaluate_checkpoint(
-            task, Path(run_dir) / f"{name}.pt", ee_samples=ee_samples, out=Path(run_dir) / f"eval_{name}.json"
+        result = evaluate_checkpoint(
+            task, Path(run_dir) / f"{name}.pt", splits=splits, ee_split=ee_split, ee_samples=ee_samples
         )
+        write_json(Path(run_dir) / f"eval_{name}.json", result)
 
 
 def ensure_parent(path: str | os.PathLike) -> Path:

@@ -102,7 +102,9 @@ def train_run(
     summary = train(
         task, spec, TrainSettings.from_dict(settings["training"]), run_dir, seed=seed, alpha=alpha, meta=meta
     )
-    common.evaluate_checkpoints(task, run_dir, ee_samples=int(settings["evaluation"]["ee_samples"]))
+    common.evaluate_checkpoints(
+        task, run_dir, splits=("test",), ee_split="test", ee_samples=int(settings["evaluation"]["ee_samples"])
+    )
     return summary
 
 
@@ -134,8 +136,9 @@ def levels_table(eval_files: list[str], data_table_path: str | os.PathLike, out:
                 "seed": r["seed"],
                 "checkpoint": Path(path).stem.removeprefix("eval_"),
                 "epoch": r["checkpoint_epoch"],
-                "test_rmse": r["test_rmse"],
-                "test_mae": r["test_mae"],
+                "params": r["params"],
+                "test_rmse": r["scores"]["test"]["rmse"],
+                "test_mae": r["scores"]["test"]["mae"],
                 "ee": r["ee"],
                 "ee_rel": r["ee_rel"],
                 **{k: r[k] for k in LINEAGE_COLUMNS},
@@ -151,6 +154,7 @@ def levels_table(eval_files: list[str], data_table_path: str | os.PathLike, out:
         "seed",
         "checkpoint",
         "epoch",
+        "params",
         "test_rmse",
         "test_mae",
         "ee",

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..symmetry import FieldLayout, GridGroup
+
 LOSSES = {"mse": nn.functional.mse_loss, "l1": nn.functional.l1_loss}
 
 
@@ -65,6 +67,25 @@ class ForecastTask:
 
 
 @dataclass
+class C4Augmentation:
+    """Random group elements applied to training pairs (the tutorial's soft-constraint baseline)."""
+
+    group: GridGroup
+    in_layout: FieldLayout
+    out_layout: FieldLayout
+
+    def __call__(
+        self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        elements = torch.randint(self.group.order, (len(x),), generator=generator)
+        xs, ys = [], []
+        for i, g in enumerate(elements.tolist()):
+            xs.append(self.group.act(g, x[i : i + 1], self.in_layout))
+            ys.append(self.group.act(g, y[i : i + 1, 0], self.out_layout)[:, None])
+        return torch.cat(xs), torch.cat(ys)
+
+
+@dataclass
 class PairTask:
     """Fixed input/target pairs per split; targets carry a singleton step axis for a uniform interface."""
 
@@ -72,6 +93,7 @@ class PairTask:
     targets: dict[str, torch.Tensor]
     scale: float
     loss: str = "mse"
+    augment: C4Augmentation | None = None
 
     @property
     def steps(self) -> dict[str, int]:

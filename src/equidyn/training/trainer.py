@@ -138,8 +138,12 @@ def train(
         order = torch.randperm(task.n("train"), generator=_epoch_generator(seed, epoch))
         sums = {"loss": 0.0, "mse": 0.0, "n": 0}
         x = None
+        augment = getattr(task, "augment", None)
+        augment_generator = _epoch_generator(seed + 7919, epoch)  # its own stream: augmentation never shifts shuffling
         for idx in order.split(settings.batch_size):
             x, y = task.batch("train", idx)
+            if augment is not None:
+                x, y = augment(x, y, augment_generator)
             data_loss = rollout_loss(task, model, x, y)
             loss = data_loss + alpha * model.regularizer(x) if alpha else data_loss
             optimiser.zero_grad(set_to_none=True)

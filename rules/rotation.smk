@@ -1,0 +1,144 @@
+# The rotation forecasting benchmark (W22 Table 1, rotation rows): one dataset, one training job per
+# (model, alpha, seed) that also evaluates its checkpoints, then tables and figures.
+
+RO = config["rotation"]
+RO_RUN = "runs/rotation/{model}/alpha{alpha}/seed{seed}"
+
+
+def rotation_runs():
+    return [
+        dict(model=m["name"], alpha=alpha_str(a), seed=s)
+        for m in RO["models"]
+        for a in m.get("alphas", [0])
+        for s in RO["seeds"]
+    ]
+
+
+def rotation_files(name, runs=None):
+    return [R(f"{RO_RUN}/{name}").format(**r) for r in (runs or rotation_runs())]
+
+
+rule rotation_all:
+    input:
+        R("tables/rotation_benchmark.csv"),
+        R("tables/rotation_summary.csv"),
+        R("figures/rotation_rollout.pdf"),
+        R("figures/rotation_rmse_by_step.pdf"),
+
+
+rule rotation_data:
+    output:
+        directory(R("data/rotation/plumes.zarr")),
+    params:
+        settings=settings_json({k: RO[k] for k in ("physics", "plumes", "held_out", "frames")}),
+    log:
+        R("logs/rotation/data.log"),
+    benchmark:
+        R("benchmarks/rotation/data.tsv")
+    threads: res("data", "threads")
+    resources:
+        runtime=res("data", "runtime"),
+        mem_mb=res("data", "mem_mb"),
+    conda:
+        ENV
+    shell:
+        "{EQUIDYN} rotation-data --settings {params.settings:q} --out {output} > {log} 2>&1"
+
+
+rule rotation_train:
+    input:
+        store=R("data/rotation/plumes.zarr"),
+    output:
+        best=R(f"{RO_RUN}/best.pt"),
+        early=R(f"{RO_RUN}/epoch3.pt"),
+        history=R(f"{RO_RUN}/history.csv"),
+        summary=R(f"{RO_RUN}/train.json"),
+        evals=expand(R(f"{RO_RUN}/eval_{{checkpoint}}.json"), checkpoint=["epoch3", "best"], allow_missing=True),
+        example=R(f"{RO_RUN}/rollout_example.npz"),
+    params:
+        settings=lambda w: settings_json(rotation_run_settings(RO, w.model)),
+        run_dir=lambda w: R(RO_RUN.format(**w)),
+    log:
+        R(f"logs/{RO_RUN}/train.log"),
+    benchmark:
+        R(f"benchmarks/{RO_RUN}/train.tsv")
+    threads: res("train", "threads")
+    resources:
+        runtime=res("train", "runtime"),
+        mem_mb=res("train", "mem_mb"),
+        gpu=res("train", "gpu", 0),
+    conda:
+        ENV
+    shell:
+        "{EQUIDYN} rotation-train --settings {params.settings:q} --store {input.store} --model {wildcards.model}"
+        " --alpha {wildcards.alpha} --seed {wildcards.seed} --run-dir {params.run_dir} --threads {threads}"
+        " > {log} 2>&1"
+
+
+rule rotation_tables:
+    input:
+        rotation_files("eval_best.json"),
+    output:
+        benchmark=R("tables/rotation_benchmark.csv"),
+        by_step=R("tables/rotation_by_step.csv"),
+    log:
+        R("logs/tables/rotation_benchmark.log"),
+    benchmark:
+        R("benchmarks/tables/rotation_benchmark.tsv")
+    threads: 1
+    conda:
+        ENV
+    shell:
+        "({EQUIDYN} rotation-benchmark-table --eval-files {input} --out {output.benchmark}"
+        " && {EQUIDYN} rotation-by-step-table --eval-files {input} --out {output.by_step}) > {log} 2>&1"
+
+
+rule rotation_summary:
+    input:
+        R("tables/rotation_benchmark.csv"),
+    output:
+        R("tables/rotation_summary.csv"),
+    log:
+        R("logs/tables/rotation_summary.log"),
+    benchmark:
+        R("benchmarks/tables/rotation_summary.tsv")
+    threads: 1
+    conda:
+        ENV
+    shell:
+        "{EQUIDYN} rotation-summary-table --benchmark-csv {input} --out {output} > {log} 2>&1"
+
+
+rule figure_rotation_rollout:
+    input:
+        # one seed (the first) per (model, alpha): the figure compares models on the same test-domain window
+        rotation_files("rollout_example.npz", [r for r in rotation_runs() if r["seed"] == RO["seeds"][0]]),
+    output:
+        pdf=R("figures/rotation_rollout.pdf"),
+        png=R("figures/rotation_rollout.png"),
+    log:
+        R("logs/figures/rotation_rollout.log"),
+    benchmark:
+        R("benchmarks/figures/rotation_rollout.tsv")
+    threads: 1
+    conda:
+        ENV
+    shell:
+        "{EQUIDYN} figure-rotation-rollout --example-files {input} --out {output.pdf} > {log} 2>&1"
+
+
+rule figure_rotation_rmse_by_step:
+    input:
+        R("tables/rotation_by_step.csv"),
+    output:
+        pdf=R("figures/rotation_rmse_by_step.pdf"),
+        png=R("figures/rotation_rmse_by_step.png"),
+    log:
+        R("logs/figures/rotation_rmse_by_step.log"),
+    benchmark:
+        R("benchmarks/figures/rotation_rmse_by_step.tsv")
+    threads: 1
+    conda:
+        ENV
+    shell:
+        "{EQUIDYN} figure-rotation-rmse-by-step --by-step-csv {input} --out {output.pdf} > {log} 2>&1"

@@ -1,0 +1,149 @@
+# The rotation-equivariance tutorial (REFERENCE §6): a user's NetCDF (`--config tutorial_data=PATH`) or the built-in
+# file made from horizontal slices of the turbulence data -> prepared store -> one job per (target, model, seed)
+# that trains on orientation-biased data and tests on rotated data -> table and figures.
+
+TU = config["tutorial"]
+TU_RUN = "runs/tutorial/{target}/{label}/seed{seed}"
+TU_USER_FILE = config.get("tutorial_data") or TU["data"].get("path")
+TU_SOURCE = TU_USER_FILE or R("data/tutorial/builtin.nc")
+
+
+def tutorial_runs():
+    return [dict(target=t, label=m["label"], seed=s) for t in TU["targets"] for m in TU["models"] for s in TU["seeds"]]
+
+
+def tutorial_files(name, runs=None):
+    return [R(f"{TU_RUN}/{name}").format(**r) for r in (runs or tutorial_runs())]
+
+
+rule tutorial_all:
+    input:
+        R("tables/tutorial.csv"),
+        R("figures/tutorial_rotated.pdf"),
+        R("figures/tutorial_skill.pdf"),
+
+
+rule tutorial_builtin:
+    input:
+        turbulence=R("data/superres/turbulence.zarr"),
+    output:
+        R("data/tutorial/builtin.nc"),
+    params:
+        settings=settings_json({"data": TU["data"]}),
+    log:
+        R("logs/tutorial/builtin.log"),
+    benchmark:
+        R("benchmarks/tutorial/builtin.tsv")
+    threads: 1
+    resources:
+        runtime=res("data", "runtime"),
+        mem_mb=res("data", "mem_mb"),
+    conda:
+        ENV
+    shell:
+        "{EQUIDYN} tutorial-builtin --settings {params.settings:q} --turbulence {input.turbulence} --out {output}"
+        " > {log} 2>&1"
+
+
+rule tutorial_prepare:
+    input:
+        source=TU_SOURCE,
+    output:
+        directory(R("data/tutorial/prepared.zarr")),
+    params:
+        settings=settings_json({"data": TU["data"] | {"path": TU_USER_FILE}, "targets": TU["targets"]}),
+    log:
+        R("logs/tutorial/prepare.log"),
+    benchmark:
+        R("benchmarks/tutorial/prepare.tsv")
+    threads: 1
+    resources:
+        runtime=res("data", "runtime"),
+        mem_mb=res("data", "mem_mb"),
+    conda:
+        ENV
+    shell:
+        "{EQUIDYN} tutorial-prepare --settings {params.settings:q} --source {input.source:q} --out {output} > {log} 2>&1"
+
+
+rule tutorial_train:
+    input:
+        store=R("data/tutorial/prepared.zarr"),
+    output:
+        best=R(f"{TU_RUN}/best.pt"),
+        early=R(f"{TU_RUN}/epoch3.pt"),
+        history=R(f"{TU_RUN}/history.csv"),
+        summary=R(f"{TU_RUN}/train.json"),
+        evals=R(f"{TU_RUN}/eval_rotated.json"),
+        example=R(f"{TU_RUN}/rotated_example.npz"),
+    params:
+        settings=lambda w: settings_json(tutorial_run_settings(TU, w.label)),
+        run_dir=lambda w: R(TU_RUN.format(**w)),
+    log:
+        R(f"logs/{TU_RUN}/train.log"),
+    benchmark:
+        R(f"benchmarks/{TU_RUN}/train.tsv")
+    threads: res("train", "threads")
+    resources:
+        runtime=res("train", "runtime"),
+        mem_mb=res("train", "mem_mb"),
+        gpu=res("train", "gpu", 0),
+    conda:
+        ENV
+    shell:
+        "{EQUIDYN} tutorial-train --settings {params.settings:q} --store {input.store} --label {wildcards.label}"
+        " --target {wildcards.target} --seed {wildcards.seed} --run-dir {params.run_dir} --threads {threads}"
+        " > {log} 2>&1"
+
+
+rule tutorial_table:
+    input:
+        tutorial_files("eval_rotated.json"),
+    output:
+        R("tables/tutorial.csv"),
+    log:
+        R("logs/tables/tutorial.log"),
+    benchmark:
+        R("benchmarks/tables/tutorial.tsv")
+    threads: 1
+    conda:
+        ENV
+    shell:
+        "{EQUIDYN} tutorial-table --eval-files {input} --out {output} > {log} 2>&1"
+
+
+rule figure_tutorial_rotated:
+    input:
+        tutorial_files(
+            "rotated_example.npz",
+            [r for r in tutorial_runs() if r["seed"] == TU["seeds"][0] and r["target"] == TU["targets"][0]],
+        ),
+    output:
+        pdf=R("figures/tutorial_rotated.pdf"),
+        png=R("figures/tutorial_rotated.png"),
+    log:
+        R("logs/figures/tutorial_rotated.log"),
+    benchmark:
+        R("benchmarks/figures/tutorial_rotated.tsv")
+    threads: 1
+    conda:
+        ENV
+    shell:
+        "{EQUIDYN} figure-tutorial-rotated --example-files {input} --out {output.pdf} > {log} 2>&1"
+
+
+rule figure_tutorial_skill:
+    input:
+        R("tables/tutorial.csv"),
+    output:
+        pdf=R("figures/tutorial_skill.pdf"),
+        png=R("figures/tutorial_skill.png"),
+    log:
+        R("logs/figures/tutorial_skill.log"),
+    benchmark:
+        R("benchmarks/figures/tutorial_skill.tsv")
+    threads: 1
+    conda:
+        ENV
+    shell:
+        "{EQUIDYN} figure-tutorial-skill --table-csv {input} --out {output.pdf} > {log} 2>&1"

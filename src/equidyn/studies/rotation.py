@@ -1,0 +1,223 @@
+"""The rotation forecasting benchmark (W22 Table 1, rotation rows): nine models, 10 input frames, rollouts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..atomic import atomic_path
+from ..lineage import LINEAGE_COLUMNS
+from . import common
+
+TEST_SPLITS = ("test_future", "test_domain")
+RUN_KEYS = (
+    "physics",
+    "plumes",
+    "held_out",
+    "frames",
+    "input_frames",
+    "rollout",
+    "window_stride",
+    "training",
+    "evaluation",
+)
+
+# W22 Table 1, rotation rows: RMSE on test-future / test-domain (REFERENCE §2), by equidyn model name.
+W22_RMSE = {
+    "mlp": (1.38, 1.34),
+    "convnet": (1.21, 1.10),
+    "e2cnn": (1.05, 0.76),
+    "rpp": (0.96, 0.83),
+    "combo": (1.07, 0.82),
+    "clcnn": (0.96, 0.84),
+    "lift": (0.82, 0.68),
+    "rgroup": (0.82, 0.73),
+    "rsteer": (0.80, 0.67),
+}
+
+
+def generate(settings: dict[str, Any], out: str | os.PathLike) -> str:
+    from ..data.rotation import RotationPlumes, generate_rotation
+    from ..data.smoke import PlumePhysics
+
+    return generate_rotation(
+        PlumePhysics.from_dict(settings["physics"]),
+        RotationPlumes.from_dict(settings["plumes"]),
+        settings["held_out"],
+        settings["frames"],
+        out,
+    )
+
+
+def run_settings(study: dict[str, Any], model: str) -> dict[str, Any]:
+    """What determines one run (see :func:`equidyn.studies.levels.run_settings`)."""
+    entry = {k: v for k, v in common.model_entry(study["models"], model).items() if k != "alphas"}
+    return {**{k: study[k] for k in RUN_KEYS}, "model": entry}
+
+
+def make_task(settings: dict[str, Any], store: str | os.PathLike):
+    import torch
+
+    from ..data.rotation import load_splits
+    from ..training.tasks import ForecastTask
+
+    ds, sims, frames = load_splits(store)
+    scale = float(ds.attrs["norm_scale"])
+    n_in = int(settings["input_frames"])
+    steps = {split: int(settings["rollout"][split]) for split in ("train", "valid", *TEST_SPLITS)}
+    windows = {}
+    for split, n_steps in steps.items():
+        lo, hi = frames[split]
+        # every `stride`-th start: the demo thins the heavily overlapping windows; the paper config uses all
+        starts = torch.arange(lo, hi - (n_in + n_steps) + 1, int(settings["window_stride"][split]))
+        windows[split] = torch.cartesian_prod(torch.tensor(sims[split]), starts)
+    task = ForecastTask(
+        frames=torch.from_numpy(ds.velocity.values) / scale,
+        windows=windows,
+        input_frames=n_in,
+        steps=steps,
+        scale=scale,
+    )
+    return task, ds
+
+
+def train_run(
+    settings: dict[str, Any],
+    store: str | os.PathLike,
+    model: str,
+    alpha: float,
+    seed: int,
+    run_dir: str | os.PathLike,
+) -> dict[str, Any]:
+    """Train one (model, alpha, seed) run, then evaluate its checkpoints and save a rollout for the figure."""
+    from ..training.trainer import TrainSettings, train
+
+    if settings["model"]["name"] != model:
+        raise ValueError(f"settings are for model {settings['model']['name']!r}, not {model!r}")
+    task, ds = make_task(settings, store)
+    n = int(ds.sizes["x"])
+    spec = common.model_spec(settings["model"], f"{settings['input_frames']} vector", "1 vector", (n, n), "C4")
+    meta = common.run_meta(settings, ds.attrs["content_sha256"], study="rotation", model=model, alpha=alpha, seed=seed)
+    summary = train(
+        task, spec, TrainSettings.from_dict(settings["training"]), run_dir, seed=seed, alpha=alpha, meta=meta
+    )
+    ee_samples = int(settings["evaluation"]["ee_samples"])
+    common.evaluate_checkpoints(task, run_dir, splits=TEST_SPLITS, ee_split="test_domain", ee_samples=ee_samples)
+    save_rollout_example(task, Path(run_dir) / "best.pt", settings["evaluation"]["figure_steps"], Path(run_dir))
+    return summary
+
+
+def save_rollout_example(task, checkpoint_path: Path, figure_steps: list[int], run_dir: Path) -> None:
+    """Target and prediction of the first test-domain window at ``figure_steps`` (1-based), in physical units."""
+    import numpy as np
+    import torch
+
+    from ..training import checkpoint
+
+    model, _ = checkpoint.load_model(checkpoint_path)
+    x, y = task.batch("test_domain", torch.tensor([0]))
+    with torch.no_grad():
+        pred = task.predict(model, x, y.shape[1])
+    idx = [s - 1 for s in figure_steps]
+    sim, start = (int(v) for v in task.windows["test_domain"][0])
+    with atomic_path(run_dir / "rollout_example.npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(
+            fh,
+            steps=np.asarray(figure_steps),
+            target=(y[0, idx] * task.scale).numpy(),
+            prediction=(pred[0, idx] * task.scale).numpy(),
+            sim=sim,
+            start=start,
+        )
+
+
+def benchmark_table(eval_files: list[str], out: str | os.PathLike):
+    """``rotation_benchmark.csv``: one row per (model, alpha, seed) from the best checkpoint."""
+    import pandas as pd
+
+    rows = []
+    for path in eval_files:
+        r = common.read_json(path)
+        rows.append(
+            {
+                "model": r["model"],
+                "alpha": r["alpha"],
+                "seed": r["seed"],
+                "params": r["params"],
+                "epoch": r["checkpoint_epoch"],
+                "rmse_future": r["scores"]["test_future"]["rmse"],
+                "rmse_domain": r["scores"]["test_domain"]["rmse"],
+                "ee": r["ee"],
+                "ee_rel": r["ee_rel"],
+                **{k: r[k] for k in LINEAGE_COLUMNS},
+            }
+        )
+    df = pd.DataFrame(rows).sort_values(["model", "alpha", "seed"]).reset_index(drop=True)
+    _write_csv(df, out)
+    return df
+
+
+def summary_table(benchmark_csv: str | os.PathLike, out: str | os.PathLike):
+    """``rotation_summary.csv``: mean ± sd over seeds per (model, alpha), next to W22's published RMSEs."""
+    import pandas as pd
+
+    df = pd.read_csv(benchmark_csv)
+    grouped = df.groupby(["model", "alpha"])
+    summary = grouped.agg(
+        params=("params", "first"),
+        n_seeds=("seed", "nunique"),
+        rmse_future_mean=("rmse_future", "mean"),
+        rmse_future_sd=("rmse_future", "std"),
+        rmse_domain_mean=("rmse_domain", "mean"),
+        rmse_domain_sd=("rmse_domain", "std"),
+        config_sha=("config_sha", lambda s: ";".join(sorted(set(s)))),
+        git_rev=("git_rev", lambda s: ";".join(sorted(set(s)))),
+        data_sha=("data_sha", lambda s: ";".join(sorted(set(s)))),
+    ).reset_index()
+    summary["w22_rmse_future"] = summary["model"].map(lambda m: W22_RMSE.get(m, (None, None))[0])
+    summary["w22_rmse_domain"] = summary["model"].map(lambda m: W22_RMSE.get(m, (None, None))[1])
+    cols = [
+        "model",
+        "alpha",
+        "params",
+        "n_seeds",
+        "rmse_future_mean",
+        "rmse_future_sd",
+        "w22_rmse_future",
+        "rmse_domain_mean",
+        "rmse_domain_sd",
+        "w22_rmse_domain",
+        *LINEAGE_COLUMNS,
+    ]
+    summary = summary[cols].sort_values("rmse_domain_mean").reset_index(drop=True)
+    _write_csv(summary, out)
+    return summary
+
+
+def by_step_table(eval_files: list[str], out: str | os.PathLike) -> None:
+    """Long table of RMSE per rollout step (best checkpoint), the data of the RMSE-by-step figure."""
+    import pandas as pd
+
+    rows = []
+    for path in eval_files:
+        r = common.read_json(path)
+        for split in TEST_SPLITS:
+            for step, value in enumerate(r["scores"][split]["rmse_by_step"], start=1):
+                rows.append(
+                    {
+                        "model": r["model"],
+                        "alpha": r["alpha"],
+                        "seed": r["seed"],
+                        "split": split,
+                        "step": step,
+                        "rmse": value,
+                        **{k: r[k] for k in LINEAGE_COLUMNS},
+                    }
+                )
+    _write_csv(pd.DataFrame(rows), out)
+
+
+def _write_csv(df, out: str | os.PathLike) -> None:
+    with atomic_path(common.ensure_parent(out)) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.9g")
