@@ -39,6 +39,7 @@ os.environ.setdefault("EQUIDYN_GIT_REV", git_rev(workflow.basedir))
 include: "rules/common.smk"
 include: "rules/levels.smk"
 include: "rules/rotation.smk"
+include: "rules/superres.smk"
 include: "rules/tutorial.smk"
 
 
@@ -47,4 +48,5 @@ rule all:
     input:
         rules.levels_all.input,
         rules.rotation_all.input,
+        rules.superres_all.input,
         rules.tutorial_all.input,

@@ -5,6 +5,7 @@ import json
 from equidyn.lineage import config_sha
 from equidyn.studies.levels import run_settings as levels_run_settings
 from equidyn.studies.rotation import run_settings as rotation_run_settings
+from equidyn.studies.superres import run_settings as superres_run_settings
 from equidyn.studies.tutorial import run_settings as tutorial_run_settings
 
 EQUIDYN = "python -m equidyn.cli"

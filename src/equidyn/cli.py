@@ -162,6 +162,44 @@ COMMANDS: dict[str, tuple[str, list[Arg], str]] = {
         [_a("--table-csv", required=True), OUT],
         "figures/tutorial_skill.pdf",
     ),
+    "superres-data": (
+        "equidyn.studies.superres:data",
+        [SETTINGS, OUT, THREADS],
+        "make the turbulence store (offline solver or JHTDB download)",
+    ),
+    "superres-train": (
+        "equidyn.studies.superres:train_run",
+        [
+            SETTINGS,
+            _a("--store", required=True),
+            _a("--model", required=True),
+            _a("--alpha", type=float, required=True),
+            _a("--seed", type=int, required=True),
+            _a("--run-dir", required=True),
+            THREADS,
+        ],
+        "train and evaluate one (model, alpha, seed) super-resolution run",
+    ),
+    "superres-table": (
+        "equidyn.studies.superres:table",
+        [_a("--eval-files", nargs="+", required=True), OUT],
+        "tables/superres.csv",
+    ),
+    "superres-summary-table": (
+        "equidyn.studies.superres:summary_table",
+        [_a("--superres-csv", required=True), OUT],
+        "tables/superres_summary.csv",
+    ),
+    "figure-superres-curves": (
+        "equidyn.figures.superres:learning_curves",
+        [_a("--history-files", nargs="+", required=True), OUT],
+        "figures/superres_curves.pdf",
+    ),
+    "figure-superres-slices": (
+        "equidyn.figures.superres:slices",
+        [_a("--example-files", nargs="+", required=True), OUT],
+        "figures/superres_slices.pdf",
+    ),
     "figure-ee-vs-data-ee": (
         "equidyn.figures.levels:ee_vs_data_ee",
         [_a("--levels-csv", required=True), _a("--data-csv", required=True), OUT],

@@ -1,0 +1,139 @@
+# 3-D turbulence super-resolution (W24 Exp. 5.5, BLOG): the turbulence store (offline solver by default, or a JHTDB
+# download), one training job per (model, alpha, seed) that evaluates its checkpoints, tables and figures.
+
+SR = config["superres"]
+SR_RUN = "runs/superres/{model}/alpha{alpha}/seed{seed}"
+
+
+def superres_runs():
+    return [dict(model=m["name"], alpha=alpha_str(a), seed=s) for m in SR["models"] for a in m.get("alphas", [0]) for s in SR["seeds"]]
+
+
+def superres_files(name, runs=None):
+    return [R(f"{SR_RUN}/{name}").format(**r) for r in (runs or superres_runs())]
+
+
+rule superres_all:
+    input:
+        R("tables/superres.csv"),
+        R("tables/superres_summary.csv"),
+        R("figures/superres_curves.pdf"),
+        R("figures/superres_slices.pdf"),
+
+
+rule superres_data:
+    output:
+        directory(R("data/superres/turbulence.zarr")),
+    params:
+        settings=settings_json({"data": SR["data"]}),
+    log:
+        R("logs/superres/data.log"),
+    benchmark:
+        R("benchmarks/superres/data.tsv")
+    threads: res("data", "threads")
+    resources:
+        runtime=res("data", "runtime"),
+        mem_mb=res("data", "mem_mb"),
+        # At most `--resources jhtdb=N` downloads at once (profiles set 1): the service rate-limits per token.
+        jhtdb=1 if SR["data"]["source"] == "jhtdb" else 0,
+    conda:
+        ENV
+    shell:
+        # The JHTDB token is read from the environment variable named in the config; it never appears here.
+        "{EQUIDYN} superres-data --settings {params.settings:q} --out {output} --threads {threads} > {log} 2>&1"
+
+
+rule superres_train:
+    input:
+        store=R("data/superres/turbulence.zarr"),
+    output:
+        best=R(f"{SR_RUN}/best.pt"),
+        early=R(f"{SR_RUN}/epoch3.pt"),
+        history=R(f"{SR_RUN}/history.csv"),
+        summary=R(f"{SR_RUN}/train.json"),
+        evals=expand(R(f"{SR_RUN}/eval_{{checkpoint}}.json"), checkpoint=["epoch3", "best"], allow_missing=True),
+        example=R(f"{SR_RUN}/slice_example.npz"),
+    params:
+        settings=lambda w: settings_json(superres_run_settings(SR, w.model)),
+        run_dir=lambda w: R(SR_RUN.format(**w)),
+    log:
+        R(f"logs/{SR_RUN}/train.log"),
+    benchmark:
+        R(f"benchmarks/{SR_RUN}/train.tsv")
+    threads: res("train", "threads")
+    resources:
+        runtime=res("train", "runtime"),
+        mem_mb=res("train", "mem_mb"),
+        gpu=res("train", "gpu", 0),
+    conda:
+        ENV
+    shell:
+        "{EQUIDYN} superres-train --settings {params.settings:q} --store {input.store} --model {wildcards.model}"
+        " --alpha {wildcards.alpha} --seed {wildcards.seed} --run-dir {params.run_dir} --threads {threads}"
+        " > {log} 2>&1"
+
+
+rule superres_table:
+    input:
+        superres_files("eval_best.json"),
+    output:
+        R("tables/superres.csv"),
+    log:
+        R("logs/tables/superres.log"),
+    benchmark:
+        R("benchmarks/tables/superres.tsv")
+    threads: 1
+    conda:
+        ENV
+    shell:
+        "{EQUIDYN} superres-table --eval-files {input} --out {output} > {log} 2>&1"
+
+
+rule superres_summary:
+    input:
+        R("tables/superres.csv"),
+    output:
+        R("tables/superres_summary.csv"),
+    log:
+        R("logs/tables/superres_summary.log"),
+    benchmark:
+        R("benchmarks/tables/superres_summary.tsv")
+    threads: 1
+    conda:
+        ENV
+    shell:
+        "{EQUIDYN} superres-summary-table --superres-csv {input} --out {output} > {log} 2>&1"
+
+
+rule figure_superres_curves:
+    input:
+        superres_files("history.csv"),
+    output:
+        pdf=R("figures/superres_curves.pdf"),
+        png=R("figures/superres_curves.png"),
+    log:
+        R("logs/figures/superres_curves.log"),
+    benchmark:
+        R("benchmarks/figures/superres_curves.tsv")
+    threads: 1
+    conda:
+        ENV
+    shell:
+        "{EQUIDYN} figure-superres-curves --history-files {input} --out {output.pdf} > {log} 2>&1"
+
+
+rule figure_superres_slices:
+    input:
+        superres_files("slice_example.npz", [r for r in superres_runs() if r["seed"] == SR["seeds"][0]]),
+    output:
+        pdf=R("figures/superres_slices.pdf"),
+        png=R("figures/superres_slices.png"),
+    log:
+        R("logs/figures/superres_slices.log"),
+    benchmark:
+        R("benchmarks/figures/superres_slices.tsv")
+    threads: 1
+    conda:
+        ENV
+    shell:
+        "{EQUIDYN} figure-superres-slices --example-files {input} --out {output.pdf} > {log} 2>&1"

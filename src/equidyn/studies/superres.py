@@ -1,0 +1,159 @@
+"""3-D turbulence super-resolution (W24 Exp. 5.5, BLOG): 16³ → 64³ with CNN, GCNN (O_h) and RGCNN (relaxed)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..atomic import atomic_path
+from ..lineage import LINEAGE_COLUMNS
+from . import common
+
+RUN_KEYS = ("group", "data", "training", "evaluation")
+
+# Published test MAE (REFERENCE §4; the papers quote ×1e-1, stored here in plain units): (mean, sd).
+W24_MAE = {"cnn3d": (0.122, 0.004), "gcnn3d": (0.112, 0.002), "rgcnn3d": (0.100, 0.001)}
+BLOG_MAE = {"cnn3d": (0.0992, 0.003), "gcnn3d": (0.0928, 0.004), "rgcnn3d": (0.0915, 0.004)}
+BLOG_PARAMS = {"cnn3d": 132_795, "gcnn3d": 123_801, "rgcnn3d": 130_175}
+
+
+def data(settings: dict[str, Any], out: str | os.PathLike, threads: int | None = None) -> str:
+    """Make the turbulence store from the configured source (offline solver or JHTDB)."""
+    from ..data.superres_data import SuperResDataSettings, generate_superres_store
+
+    return generate_superres_store(SuperResDataSettings.from_dict(settings["data"]), out, threads=threads)
+
+
+def run_settings(study: dict[str, Any], model: str) -> dict[str, Any]:
+    entry = {k: v for k, v in common.model_entry(study["models"], model).items() if k != "alphas"}
+    return {**{k: study[k] for k in RUN_KEYS}, "model": entry}
+
+
+def make_task(settings: dict[str, Any], store: str | os.PathLike):
+    from ..data.superres_data import SuperResDataSettings, load_from_settings
+    from ..training.tasks import PairTask
+
+    sr = load_from_settings(SuperResDataSettings.from_dict(settings["data"]), store)
+    task = PairTask(
+        inputs={"train": sr.train.inputs, "valid": sr.val.inputs, "test": sr.test.inputs},
+        targets={"train": sr.train.targets, "valid": sr.val.targets, "test": sr.test.targets},
+        scale=sr.scale,
+        loss="l1",
+    )
+    return task, sr
+
+
+def train_run(
+    settings: dict[str, Any], store: str | os.PathLike, model: str, alpha: float, seed: int, run_dir: str | os.PathLike
+) -> dict[str, Any]:
+    from ..training.trainer import TrainSettings, train
+
+    if settings["model"]["name"] != model:
+        raise ValueError(f"settings are for model {settings['model']['name']!r}, not {model!r}")
+    task, sr = make_task(settings, store)
+    coarse = tuple(sr.train.inputs.shape[-3:])
+    spec = common.model_spec(settings["model"], str(sr.input_layout), str(sr.target_layout), coarse, settings["group"])
+    meta = common.run_meta(settings, sr.data_sha, study="superres", model=model, alpha=alpha, seed=seed)
+    summary = train(
+        task, spec, TrainSettings.from_dict(settings["training"]), run_dir, seed=seed, alpha=alpha, meta=meta
+    )
+    ee_samples = int(settings["evaluation"]["ee_samples"])
+    common.evaluate_checkpoints(task, run_dir, splits=("test",), ee_split="test", ee_samples=ee_samples)
+    save_slice_example(task, Path(run_dir))
+    return summary
+
+
+def save_slice_example(task, run_dir: Path) -> None:
+    """Mid-plane (z) slices of the first test sample: last input time (coarse), target and prediction."""
+    import numpy as np
+    import torch
+
+    from ..training import checkpoint
+
+    model, _ = checkpoint.load_model(run_dir / "best.pt")
+    x, y = task.inputs["test"][:1], task.targets["test"][:1]
+    with torch.no_grad():
+        pred = model(x)
+    mid, mid_coarse = y.shape[-3] // 2, x.shape[-3] // 2
+    with atomic_path(run_dir / "slice_example.npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(
+            fh,
+            input=(x[0, 6:9, mid_coarse] * task.scale).numpy(),  # time 2, components (x, y, z)
+            target=(y[0, :, mid] * task.scale).numpy(),
+            prediction=(pred[0, :, mid] * task.scale).numpy(),
+        )
+
+
+def table(eval_files: list[str], out: str | os.PathLike):
+    """``superres.csv``: one row per (model, alpha, seed), best checkpoint; test MAE is a mean over samples."""
+    import pandas as pd
+
+    rows = []
+    for path in eval_files:
+        r = common.read_json(path)
+        rows.append(
+            {
+                "model": r["model"],
+                "alpha": r["alpha"],
+                "seed": r["seed"],
+                "params": r["params"],
+                "epoch": r["checkpoint_epoch"],
+                "test_mae": r["scores"]["test"]["mae"],
+                "test_rmse": r["scores"]["test"]["rmse"],
+                "ee": r["ee"],
+                "ee_rel": r["ee_rel"],
+                **{k: r[k] for k in LINEAGE_COLUMNS},
+            }
+        )
+    df = pd.DataFrame(rows).sort_values(["model", "alpha", "seed"]).reset_index(drop=True)
+    _write_csv(df, out)
+    return df
+
+
+def summary_table(superres_csv: str | os.PathLike, out: str | os.PathLike):
+    """``superres_summary.csv``: mean ± sd over seeds, MAE per 1e6 parameters, next to the W24 and BLOG numbers."""
+    import pandas as pd
+
+    df = pd.read_csv(superres_csv)
+    joined = lambda s: ";".join(sorted(set(map(str, s))))  # noqa: E731
+    summary = (
+        df.groupby(["model", "alpha"])
+        .agg(
+            params=("params", "first"),
+            n_seeds=("seed", "nunique"),
+            test_mae_mean=("test_mae", "mean"),
+            test_mae_sd=("test_mae", "std"),
+            config_sha=("config_sha", joined),
+            git_rev=("git_rev", joined),
+            data_sha=("data_sha", joined),
+        )
+        .reset_index()
+    )
+    summary["mae_per_1e6_params"] = summary.test_mae_mean / (summary.params / 1e6)
+    for col, table_ in (("w24", W24_MAE), ("blog", BLOG_MAE)):
+        summary[f"{col}_test_mae"] = summary.model.map(lambda m, t=table_: t.get(m, (None, None))[0])
+        summary[f"{col}_test_mae_sd"] = summary.model.map(lambda m, t=table_: t.get(m, (None, None))[1])
+    summary["blog_params"] = summary.model.map(BLOG_PARAMS)
+    cols = [
+        "model",
+        "alpha",
+        "params",
+        "n_seeds",
+        "test_mae_mean",
+        "test_mae_sd",
+        "mae_per_1e6_params",
+        "w24_test_mae",
+        "w24_test_mae_sd",
+        "blog_test_mae",
+        "blog_test_mae_sd",
+        "blog_params",
+        *LINEAGE_COLUMNS,
+    ]
+    _write_csv(summary[cols], out)
+    return summary
+
+
+def _write_csv(df, out: str | os.PathLike) -> None:
+    with atomic_path(common.ensure_parent(out)) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.9g")
