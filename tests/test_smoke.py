@@ -55,7 +55,7 @@ def test_velocities_are_cell_centred_and_upward() -> None:
 def test_physics_settings_reject_bad_values() -> None:
     with pytest.raises(ValueError, match="keep_from"):
         PlumePhysics(n_steps=10, keep_from=10)
-    with pytest.raises(ValueError, match="unknown smoke physics setting"):
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \[.gird.\] in config section .smoke physics."):
         PlumePhysics.from_dict({"grid": 32, "gird": 3})
 
 

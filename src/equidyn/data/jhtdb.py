@@ -44,8 +44,9 @@ import requests
 import xarray as xr
 
 from ..atomic import atomic_path, write_json
+from ..settings import settings_from_dict
 from ..store import write_store
-from .turbulence import COMPONENTS, settings_from_dict
+from .turbulence import COMPONENTS
 
 log = logging.getLogger(__name__)
 

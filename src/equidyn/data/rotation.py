@@ -21,9 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from ..settings import settings_from_dict
 from ..store import open_store, write_store
 from ..symmetry import C4
-from .smoke import PlumePhysics, PlumeSetup, from_dict, simulate
+from .smoke import PlumePhysics, PlumeSetup, simulate
 from .smoke_datasets import check_frame_ranges, frames_dataset, rms_scale
 
 SPLITS = ("train", "valid", "test_future", "test_domain")
@@ -40,7 +41,7 @@ class RotationPlumes:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RotationPlumes:
-        return from_dict(cls, d, "rotation plume")
+        return settings_from_dict(cls, d, "rotation plume")
 
 
 def rotation_setup(plumes: RotationPlumes, physics: PlumePhysics) -> PlumeSetup:

@@ -17,13 +17,14 @@ Frames are returned in equidyn's layout: ``(sim, time, component, y, x)`` with c
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from ..settings import settings_from_dict
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +61,7 @@ class PlumePhysics:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PlumePhysics:
-        return from_dict(cls, d, "smoke physics")
-
-
-def from_dict(cls: type, d: dict[str, Any], what: str) -> Any:
-    """Build a settings dataclass from a config mapping, naming any unknown key."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - names)
-    if unknown:
-        raise ValueError(f"unknown {what} setting(s): {', '.join(unknown)}; allowed: {', '.join(sorted(names))}")
-    return cls(**d)
+        return settings_from_dict(cls, d, "smoke physics")
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,10 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from ..settings import settings_from_dict
 from ..store import content_sha256, open_store, write_store
 from ..symmetry import C4, FieldLayout
-from .smoke import PlumePhysics, PlumeSetup, from_dict, simulate
+from .smoke import PlumePhysics, PlumeSetup, simulate
 
 SPLITS = ("train", "valid", "test")
 
@@ -42,7 +43,7 @@ class BasePlumes:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BasePlumes:
-        return from_dict(cls, d, "base plume")
+        return settings_from_dict(cls, d, "base plume")
 
 
 def base_setup(base: BasePlumes, physics: PlumePhysics) -> PlumeSetup:

@@ -32,10 +32,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..settings import settings_from_dict
 from ..store import open_store, store_settings
 from ..symmetry import FieldLayout
 from .jhtdb import JhtdbSettings, download_jhtdb
-from .turbulence import OfflineTurbulenceSettings, generate_offline, settings_from_dict
+from .turbulence import OfflineTurbulenceSettings, generate_offline
 
 #: Input channels: three velocity fields (times 0, 1, 2), each a vector with components (x, y, z).
 INPUT_LAYOUT = FieldLayout.of(("vector", 3))

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from ..settings import settings_from_dict
 from ..store import write_store
 
 log = logging.getLogger(__name__)
@@ -51,23 +52,6 @@ T = TypeVar("T")
 
 #: Order of vector components in every equidyn turbulence store (REFERENCE conventions: x, y[, z]).
 COMPONENTS = ("x", "y", "z")
-
-
-def settings_from_dict(cls: type[T], d: dict[str, Any] | None, section: str) -> T:
-    """Build the frozen settings dataclass ``cls`` from a config mapping, rejecting unknown keys by name.
-
-    A typo in a YAML config (``n_sample: 10``) must not silently fall back to a default and produce a
-    different dataset, so every key has to be a field of ``cls``.
-    """
-    d = dict(d or {})
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(d) - names)
-    if unknown:
-        raise ValueError(f"unknown key(s) {unknown} in config section '{section}'; allowed: {sorted(names)}")
-    try:
-        return cls(**d)
-    except TypeError as err:
-        raise ValueError(f"config section '{section}': {err}") from err
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,8 @@ import torch
 import xarray as xr
 
 from ..atomic import atomic_path
+from ..settings import settings_from_dict
 from ..store import open_store, write_store
-from .smoke import from_dict
 
 TARGETS = {"uv": "1 sign", "vector_flux": "1 vector", "tke": "1 scalar"}
 INPUT_LAYOUT = "1 vector + 1 scalar"
@@ -67,7 +67,7 @@ class TutorialData:
         for key in ("horizontal_dims", "split_fractions"):
             if key in d:
                 d[key] = tuple(d[key])
-        return from_dict(cls, d, "tutorial.data")
+        return settings_from_dict(cls, d, "tutorial.data")
 
     def __post_init__(self) -> None:
         if self.filter_width < 1 or self.filter_width % 2 == 0:

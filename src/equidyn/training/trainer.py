@@ -34,6 +34,7 @@ import torch
 from ..atomic import atomic_path, write_json
 from ..models.base import ModelSpec, count_parameters, load_model_state, model_state
 from ..models.registry import build_model
+from ..settings import settings_from_dict
 from . import checkpoint
 from .tasks import Task, rollout_loss, score
 
@@ -67,9 +68,7 @@ class TrainSettings:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainSettings:
-        from ..data.smoke import from_dict
-
-        return from_dict(cls, d, "training")
+        return settings_from_dict(cls, d, "training")
 
 
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
