@@ -26,14 +26,15 @@ configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 validate_config(config)
 
-# Jobs find the package through PYTHONPATH (so a --sdm conda environment needs no install step) and the Python
-# that runs Snakemake first on PATH (so `.venv/bin/snakemake` works without activating the venv). Cluster jobs
-# inherit the code revision the workflow was launched from.
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    [os.path.join(workflow.basedir, "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
+# Every job runs `python -m equidyn.cli` with the package's source on PYTHONPATH (so a `--sdm conda` environment
+# needs no install step) and the code revision the workflow was launched from (so cluster jobs report it even
+# where the checkout is not a git repository).
+# (The prefix is formatted by Snakemake, hence the doubled braces; it replaces the default "set -euo pipefail;".)
+shell.prefix(
+    "set -euo pipefail; "
+    + f"export PYTHONPATH={workflow.basedir}/src${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
+    + f"export EQUIDYN_GIT_REV={git_rev(workflow.basedir)}; "
 )
-os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
-os.environ.setdefault("EQUIDYN_GIT_REV", git_rev(workflow.basedir))
 
 
 include: "rules/common.smk"
@@ -41,6 +42,7 @@ include: "rules/levels.smk"
 include: "rules/rotation.smk"
 include: "rules/superres.smk"
 include: "rules/tutorial.smk"
+include: "rules/dynamics.smk"
 
 
 rule all:
@@ -50,3 +52,4 @@ rule all:
         rules.rotation_all.input,
         rules.superres_all.input,
         rules.tutorial_all.input,
+        rules.dynamics_all.input,

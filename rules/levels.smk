@@ -5,21 +5,6 @@ LV = config["levels"]
 LV_RUN = "runs/levels/{model}/alpha{alpha}/level{level}/seed{seed}"
 
 
-def levels_runs():
-    """Every (model, alpha, level, seed) of the study, as wildcard dicts."""
-    return [
-        dict(model=m["name"], alpha=alpha_str(a), level=lvl, seed=s)
-        for m in LV["models"]
-        for a in m.get("alphas", [0])
-        for lvl in LV["levels"]
-        for s in LV["seeds"]
-    ]
-
-
-def levels_eval_files(wildcards=None):
-    return [R(f"{LV_RUN}/eval_{{checkpoint}}.json").format(checkpoint=c, **r) for r in levels_runs() for c in ("epoch3", "best")]
-
-
 rule levels_all:
     input:
         R("tables/data_equivariance.csv"),
@@ -37,14 +22,14 @@ rule levels_base:
         R("logs/levels/base.log"),
     benchmark:
         R("benchmarks/levels/base.tsv")
-    threads: res("data", "threads")
+    threads: W.res("data", "threads")
     resources:
-        runtime=res("data", "runtime"),
-        mem_mb=res("data", "mem_mb"),
+        runtime=W.res("data", "runtime"),
+        mem_mb=W.res("data", "mem_mb"),
     conda:
         ENV
     shell:
-        "{EQUIDYN} levels-base --settings {params.settings:q} --out {output} > {log} 2>&1"
+        "python -m equidyn.cli levels-base --settings {params.settings:q} --out {output} > {log} 2>&1"
 
 
 rule levels_level:
@@ -60,12 +45,12 @@ rule levels_level:
         R("benchmarks/levels/level{level}.tsv")
     threads: 1
     resources:
-        runtime=res("data", "runtime"),
-        mem_mb=res("data", "mem_mb"),
+        runtime=W.res("data", "runtime"),
+        mem_mb=W.res("data", "mem_mb"),
     conda:
         ENV
     shell:
-        "{EQUIDYN} levels-level --settings {params.settings:q} --base {input.base} --level {wildcards.level}"
+        "python -m equidyn.cli levels-level --settings {params.settings:q} --base {input.base} --level {wildcards.level}"
         " --out {output} > {log} 2>&1"
 
 
@@ -80,12 +65,12 @@ rule levels_data_ee:
         R("benchmarks/levels/data_ee_level{level}.tsv")
     threads: 1
     resources:
-        runtime=res("analysis", "runtime"),
-        mem_mb=res("analysis", "mem_mb"),
+        runtime=W.res("analysis", "runtime"),
+        mem_mb=W.res("analysis", "mem_mb"),
     conda:
         ENV
     shell:
-        "{EQUIDYN} levels-data-ee --store {input.store} --out {output} > {log} 2>&1"
+        "python -m equidyn.cli levels-data-ee --store {input.store} --out {output} > {log} 2>&1"
 
 
 rule levels_train:
@@ -98,21 +83,21 @@ rule levels_train:
         summary=R(f"{LV_RUN}/train.json"),
         evals=expand(R(f"{LV_RUN}/eval_{{checkpoint}}.json"), checkpoint=["epoch3", "best"], allow_missing=True),
     params:
-        settings=lambda w: settings_json(levels_run_settings(LV, w.model)),
-        run_dir=lambda w: R(LV_RUN.format(**w)),
+        settings=lambda w: W.run_settings("levels", w.model),
+        run_dir=lambda w: W.run_dir("levels", w),
     log:
         R(f"logs/{LV_RUN}/train.log"),
     benchmark:
         R(f"benchmarks/{LV_RUN}/train.tsv")
-    threads: res("train", "threads")
+    threads: W.res("train", "threads")
     resources:
-        runtime=res("train", "runtime"),
-        mem_mb=res("train", "mem_mb"),
-        gpu=res("train", "gpu", 0),
+        runtime=W.res("train", "runtime"),
+        mem_mb=W.res("train", "mem_mb"),
+        gpu=W.res("train", "gpu", 0),
     conda:
         ENV
     shell:
-        "{EQUIDYN} levels-train --settings {params.settings:q} --store {input.store} --model {wildcards.model}"
+        "python -m equidyn.cli levels-train --settings {params.settings:q} --store {input.store} --model {wildcards.model}"
         " --alpha {wildcards.alpha} --level {wildcards.level} --seed {wildcards.seed} --run-dir {params.run_dir}"
         " --threads {threads} > {log} 2>&1"
 
@@ -123,7 +108,7 @@ rule levels_data_table:
     output:
         R("tables/data_equivariance.csv"),
     params:
-        config_sha=config_sha({"physics": LV["physics"], "base": LV["base"], "splits": LV["splits"]}),
+        settings=settings_json({"physics": LV["physics"], "base": LV["base"], "splits": LV["splits"]}),
     log:
         R("logs/tables/data_equivariance.log"),
     benchmark:
@@ -132,12 +117,12 @@ rule levels_data_table:
     conda:
         ENV
     shell:
-        "{EQUIDYN} levels-data-table --data-ee-files {input} --config-sha {params.config_sha} --out {output} > {log} 2>&1"
+        "python -m equidyn.cli levels-data-table --data-ee-files {input} --settings {params.settings:q} --out {output} > {log} 2>&1"
 
 
 rule levels_table:
     input:
-        evals=levels_eval_files(),
+        evals=W.eval_files("levels"),
         data=R("tables/data_equivariance.csv"),
     output:
         R("tables/levels.csv"),
@@ -149,7 +134,7 @@ rule levels_table:
     conda:
         ENV
     shell:
-        "{EQUIDYN} levels-table --eval-files {input.evals} --data-table-path {input.data} --out {output} > {log} 2>&1"
+        "python -m equidyn.cli levels-table --eval-files {input.evals} --data-table-path {input.data} --out {output} > {log} 2>&1"
 
 
 rule figure_ee_vs_data_ee:
@@ -167,5 +152,5 @@ rule figure_ee_vs_data_ee:
     conda:
         ENV
     shell:
-        "{EQUIDYN} figure-ee-vs-data-ee --levels-csv {input.levels} --data-csv {input.data} --out {output.pdf}"
+        "python -m equidyn.cli figure-ee-vs-data-ee --levels-csv {input.levels} --data-csv {input.data} --out {output.pdf}"
         " > {log} 2>&1"

@@ -5,19 +5,6 @@ RO = config["rotation"]
 RO_RUN = "runs/rotation/{model}/alpha{alpha}/seed{seed}"
 
 
-def rotation_runs():
-    return [
-        dict(model=m["name"], alpha=alpha_str(a), seed=s)
-        for m in RO["models"]
-        for a in m.get("alphas", [0])
-        for s in RO["seeds"]
-    ]
-
-
-def rotation_files(name, runs=None):
-    return [R(f"{RO_RUN}/{name}").format(**r) for r in (runs or rotation_runs())]
-
-
 rule rotation_all:
     input:
         R("tables/rotation_benchmark.csv"),
@@ -35,14 +22,14 @@ rule rotation_data:
         R("logs/rotation/data.log"),
     benchmark:
         R("benchmarks/rotation/data.tsv")
-    threads: res("data", "threads")
+    threads: W.res("data", "threads")
     resources:
-        runtime=res("data", "runtime"),
-        mem_mb=res("data", "mem_mb"),
+        runtime=W.res("data", "runtime"),
+        mem_mb=W.res("data", "mem_mb"),
     conda:
         ENV
     shell:
-        "{EQUIDYN} rotation-data --settings {params.settings:q} --out {output} > {log} 2>&1"
+        "python -m equidyn.cli rotation-data --settings {params.settings:q} --out {output} > {log} 2>&1"
 
 
 rule rotation_train:
@@ -56,28 +43,28 @@ rule rotation_train:
         evals=expand(R(f"{RO_RUN}/eval_{{checkpoint}}.json"), checkpoint=["epoch3", "best"], allow_missing=True),
         example=R(f"{RO_RUN}/rollout_example.npz"),
     params:
-        settings=lambda w: settings_json(rotation_run_settings(RO, w.model)),
-        run_dir=lambda w: R(RO_RUN.format(**w)),
+        settings=lambda w: W.run_settings("rotation", w.model),
+        run_dir=lambda w: W.run_dir("rotation", w),
     log:
         R(f"logs/{RO_RUN}/train.log"),
     benchmark:
         R(f"benchmarks/{RO_RUN}/train.tsv")
-    threads: res("train", "threads")
+    threads: W.res("train", "threads")
     resources:
-        runtime=res("train", "runtime"),
-        mem_mb=res("train", "mem_mb"),
-        gpu=res("train", "gpu", 0),
+        runtime=W.res("train", "runtime"),
+        mem_mb=W.res("train", "mem_mb"),
+        gpu=W.res("train", "gpu", 0),
     conda:
         ENV
     shell:
-        "{EQUIDYN} rotation-train --settings {params.settings:q} --store {input.store} --model {wildcards.model}"
+        "python -m equidyn.cli rotation-train --settings {params.settings:q} --store {input.store} --model {wildcards.model}"
         " --alpha {wildcards.alpha} --seed {wildcards.seed} --run-dir {params.run_dir} --threads {threads}"
         " > {log} 2>&1"
 
 
 rule rotation_tables:
     input:
-        rotation_files("eval_best.json"),
+        W.run_files("rotation", "eval_best.json"),
     output:
         benchmark=R("tables/rotation_benchmark.csv"),
         by_step=R("tables/rotation_by_step.csv"),
@@ -89,8 +76,8 @@ rule rotation_tables:
     conda:
         ENV
     shell:
-        "({EQUIDYN} rotation-benchmark-table --eval-files {input} --out {output.benchmark}"
-        " && {EQUIDYN} rotation-by-step-table --eval-files {input} --out {output.by_step}) > {log} 2>&1"
+        "(python -m equidyn.cli rotation-benchmark-table --eval-files {input} --out {output.benchmark}"
+        " && python -m equidyn.cli rotation-by-step-table --eval-files {input} --out {output.by_step}) > {log} 2>&1"
 
 
 rule rotation_summary:
@@ -106,13 +93,13 @@ rule rotation_summary:
     conda:
         ENV
     shell:
-        "{EQUIDYN} rotation-summary-table --benchmark-csv {input} --out {output} > {log} 2>&1"
+        "python -m equidyn.cli rotation-summary-table --benchmark-csv {input} --out {output} > {log} 2>&1"
 
 
 rule figure_rotation_rollout:
     input:
         # one seed (the first) per (model, alpha): the figure compares models on the same test-domain window
-        rotation_files("rollout_example.npz", [r for r in rotation_runs() if r["seed"] == RO["seeds"][0]]),
+        W.run_files("rotation", "rollout_example.npz", W.first_seed_runs("rotation")),
     output:
         pdf=R("figures/rotation_rollout.pdf"),
         png=R("figures/rotation_rollout.png"),
@@ -124,7 +111,7 @@ rule figure_rotation_rollout:
     conda:
         ENV
     shell:
-        "{EQUIDYN} figure-rotation-rollout --example-files {input} --out {output.pdf} > {log} 2>&1"
+        "python -m equidyn.cli figure-rotation-rollout --example-files {input} --out {output.pdf} > {log} 2>&1"
 
 
 rule figure_rotation_rmse_by_step:
@@ -141,4 +128,4 @@ rule figure_rotation_rmse_by_step:
     conda:
         ENV
     shell:
-        "{EQUIDYN} figure-rotation-rmse-by-step --by-step-csv {input} --out {output.pdf} > {log} 2>&1"
+        "python -m equidyn.cli figure-rotation-rmse-by-step --by-step-csv {input} --out {output.pdf} > {log} 2>&1"

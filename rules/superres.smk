@@ -5,14 +5,6 @@ SR = config["superres"]
 SR_RUN = "runs/superres/{model}/alpha{alpha}/seed{seed}"
 
 
-def superres_runs():
-    return [dict(model=m["name"], alpha=alpha_str(a), seed=s) for m in SR["models"] for a in m.get("alphas", [0]) for s in SR["seeds"]]
-
-
-def superres_files(name, runs=None):
-    return [R(f"{SR_RUN}/{name}").format(**r) for r in (runs or superres_runs())]
-
-
 rule superres_all:
     input:
         R("tables/superres.csv"),
@@ -30,17 +22,17 @@ rule superres_data:
         R("logs/superres/data.log"),
     benchmark:
         R("benchmarks/superres/data.tsv")
-    threads: res("data", "threads")
+    threads: W.res("data", "threads")
     resources:
-        runtime=res("data", "runtime"),
-        mem_mb=res("data", "mem_mb"),
+        runtime=W.res("data", "runtime"),
+        mem_mb=W.res("data", "mem_mb"),
         # At most `--resources jhtdb=N` downloads at once (profiles set 1): the service rate-limits per token.
         jhtdb=1 if SR["data"]["source"] == "jhtdb" else 0,
     conda:
         ENV
     shell:
         # The JHTDB token is read from the environment variable named in the config; it never appears here.
-        "{EQUIDYN} superres-data --settings {params.settings:q} --out {output} --threads {threads} > {log} 2>&1"
+        "python -m equidyn.cli superres-data --settings {params.settings:q} --out {output} --threads {threads} > {log} 2>&1"
 
 
 rule superres_train:
@@ -54,28 +46,28 @@ rule superres_train:
         evals=expand(R(f"{SR_RUN}/eval_{{checkpoint}}.json"), checkpoint=["epoch3", "best"], allow_missing=True),
         example=R(f"{SR_RUN}/slice_example.npz"),
     params:
-        settings=lambda w: settings_json(superres_run_settings(SR, w.model)),
-        run_dir=lambda w: R(SR_RUN.format(**w)),
+        settings=lambda w: W.run_settings("superres", w.model),
+        run_dir=lambda w: W.run_dir("superres", w),
     log:
         R(f"logs/{SR_RUN}/train.log"),
     benchmark:
         R(f"benchmarks/{SR_RUN}/train.tsv")
-    threads: res("train", "threads")
+    threads: W.res("train", "threads")
     resources:
-        runtime=res("train", "runtime"),
-        mem_mb=res("train", "mem_mb"),
-        gpu=res("train", "gpu", 0),
+        runtime=W.res("train", "runtime"),
+        mem_mb=W.res("train", "mem_mb"),
+        gpu=W.res("train", "gpu", 0),
     conda:
         ENV
     shell:
-        "{EQUIDYN} superres-train --settings {params.settings:q} --store {input.store} --model {wildcards.model}"
+        "python -m equidyn.cli superres-train --settings {params.settings:q} --store {input.store} --model {wildcards.model}"
         " --alpha {wildcards.alpha} --seed {wildcards.seed} --run-dir {params.run_dir} --threads {threads}"
         " > {log} 2>&1"
 
 
 rule superres_table:
     input:
-        superres_files("eval_best.json"),
+        W.run_files("superres", "eval_best.json"),
     output:
         R("tables/superres.csv"),
     log:
@@ -86,7 +78,7 @@ rule superres_table:
     conda:
         ENV
     shell:
-        "{EQUIDYN} superres-table --eval-files {input} --out {output} > {log} 2>&1"
+        "python -m equidyn.cli superres-table --eval-files {input} --out {output} > {log} 2>&1"
 
 
 rule superres_summary:
@@ -102,12 +94,12 @@ rule superres_summary:
     conda:
         ENV
     shell:
-        "{EQUIDYN} superres-summary-table --superres-csv {input} --out {output} > {log} 2>&1"
+        "python -m equidyn.cli superres-summary-table --superres-csv {input} --out {output} > {log} 2>&1"
 
 
 rule figure_superres_curves:
     input:
-        superres_files("history.csv"),
+        W.run_files("superres", "history.csv"),
     output:
         pdf=R("figures/superres_curves.pdf"),
         png=R("figures/superres_curves.png"),
@@ -119,12 +111,12 @@ rule figure_superres_curves:
     conda:
         ENV
     shell:
-        "{EQUIDYN} figure-superres-curves --history-files {input} --out {output.pdf} > {log} 2>&1"
+        "python -m equidyn.cli figure-superres-curves --history-files {input} --out {output.pdf} > {log} 2>&1"
 
 
 rule figure_superres_slices:
     input:
-        superres_files("slice_example.npz", [r for r in superres_runs() if r["seed"] == SR["seeds"][0]]),
+        W.run_files("superres", "slice_example.npz", W.first_seed_runs("superres")),
     output:
         pdf=R("figures/superres_slices.pdf"),
         png=R("figures/superres_slices.png"),
@@ -136,4 +128,4 @@ rule figure_superres_slices:
     conda:
         ENV
     shell:
-        "{EQUIDYN} figure-superres-slices --example-files {input} --out {output.pdf} > {log} 2>&1"
+        "python -m equidyn.cli figure-superres-slices --example-files {input} --out {output.pdf} > {log} 2>&1"

@@ -4,16 +4,6 @@
 
 TU = config["tutorial"]
 TU_RUN = "runs/tutorial/{target}/{label}/seed{seed}"
-TU_USER_FILE = config.get("tutorial_data") or TU["data"].get("path")
-TU_SOURCE = TU_USER_FILE or R("data/tutorial/builtin.nc")
-
-
-def tutorial_runs():
-    return [dict(target=t, label=m["label"], seed=s) for t in TU["targets"] for m in TU["models"] for s in TU["seeds"]]
-
-
-def tutorial_files(name, runs=None):
-    return [R(f"{TU_RUN}/{name}").format(**r) for r in (runs or tutorial_runs())]
 
 
 rule tutorial_all:
@@ -36,34 +26,34 @@ rule tutorial_builtin:
         R("benchmarks/tutorial/builtin.tsv")
     threads: 1
     resources:
-        runtime=res("data", "runtime"),
-        mem_mb=res("data", "mem_mb"),
+        runtime=W.res("data", "runtime"),
+        mem_mb=W.res("data", "mem_mb"),
     conda:
         ENV
     shell:
-        "{EQUIDYN} tutorial-builtin --settings {params.settings:q} --turbulence {input.turbulence} --out {output}"
+        "python -m equidyn.cli tutorial-builtin --settings {params.settings:q} --turbulence {input.turbulence} --out {output}"
         " > {log} 2>&1"
 
 
 rule tutorial_prepare:
     input:
-        source=TU_SOURCE,
+        source=W.tutorial_source(),
     output:
         directory(R("data/tutorial/prepared.zarr")),
     params:
-        settings=settings_json({"data": TU["data"] | {"path": TU_USER_FILE}, "targets": TU["targets"]}),
+        settings=W.tutorial_prepare_settings(),
     log:
         R("logs/tutorial/prepare.log"),
     benchmark:
         R("benchmarks/tutorial/prepare.tsv")
     threads: 1
     resources:
-        runtime=res("data", "runtime"),
-        mem_mb=res("data", "mem_mb"),
+        runtime=W.res("data", "runtime"),
+        mem_mb=W.res("data", "mem_mb"),
     conda:
         ENV
     shell:
-        "{EQUIDYN} tutorial-prepare --settings {params.settings:q} --source {input.source:q} --out {output} > {log} 2>&1"
+        "python -m equidyn.cli tutorial-prepare --settings {params.settings:q} --source {input.source:q} --out {output} > {log} 2>&1"
 
 
 rule tutorial_train:
@@ -77,28 +67,28 @@ rule tutorial_train:
         evals=R(f"{TU_RUN}/eval_rotated.json"),
         example=R(f"{TU_RUN}/rotated_example.npz"),
     params:
-        settings=lambda w: settings_json(tutorial_run_settings(TU, w.label)),
-        run_dir=lambda w: R(TU_RUN.format(**w)),
+        settings=lambda w: W.run_settings("tutorial", w.label),
+        run_dir=lambda w: W.run_dir("tutorial", w),
     log:
         R(f"logs/{TU_RUN}/train.log"),
     benchmark:
         R(f"benchmarks/{TU_RUN}/train.tsv")
-    threads: res("train", "threads")
+    threads: W.res("train", "threads")
     resources:
-        runtime=res("train", "runtime"),
-        mem_mb=res("train", "mem_mb"),
-        gpu=res("train", "gpu", 0),
+        runtime=W.res("train", "runtime"),
+        mem_mb=W.res("train", "mem_mb"),
+        gpu=W.res("train", "gpu", 0),
     conda:
         ENV
     shell:
-        "{EQUIDYN} tutorial-train --settings {params.settings:q} --store {input.store} --label {wildcards.label}"
+        "python -m equidyn.cli tutorial-train --settings {params.settings:q} --store {input.store} --label {wildcards.label}"
         " --target {wildcards.target} --seed {wildcards.seed} --run-dir {params.run_dir} --threads {threads}"
         " > {log} 2>&1"
 
 
 rule tutorial_table:
     input:
-        tutorial_files("eval_rotated.json"),
+        W.run_files("tutorial", "eval_rotated.json"),
     output:
         R("tables/tutorial.csv"),
     log:
@@ -109,15 +99,12 @@ rule tutorial_table:
     conda:
         ENV
     shell:
-        "{EQUIDYN} tutorial-table --eval-files {input} --out {output} > {log} 2>&1"
+        "python -m equidyn.cli tutorial-table --eval-files {input} --out {output} > {log} 2>&1"
 
 
 rule figure_tutorial_rotated:
     input:
-        tutorial_files(
-            "rotated_example.npz",
-            [r for r in tutorial_runs() if r["seed"] == TU["seeds"][0] and r["target"] == TU["targets"][0]],
-        ),
+        W.run_files("tutorial", "rotated_example.npz", W.first_seed_runs("tutorial", target=TU["targets"][0])),
     output:
         pdf=R("figures/tutorial_rotated.pdf"),
         png=R("figures/tutorial_rotated.png"),
@@ -129,7 +116,7 @@ rule figure_tutorial_rotated:
     conda:
         ENV
     shell:
-        "{EQUIDYN} figure-tutorial-rotated --example-files {input} --out {output.pdf} > {log} 2>&1"
+        "python -m equidyn.cli figure-tutorial-rotated --example-files {input} --out {output.pdf} > {log} 2>&1"
 
 
 rule figure_tutorial_skill:
@@ -146,4 +133,4 @@ rule figure_tutorial_skill:
     conda:
         ENV
     shell:
-        "{EQUIDYN} figure-tutorial-skill --table-csv {input} --out {output.pdf} > {log} 2>&1"
+        "python -m equidyn.cli figure-tutorial-skill --table-csv {input} --out {output.pdf} > {log} 2>&1"

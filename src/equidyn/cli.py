@@ -73,7 +73,7 @@ COMMANDS: dict[str, tuple[str, list[Arg], str]] = {
     ),
     "levels-data-table": (
         "equidyn.studies.levels:data_table",
-        [_a("--data-ee-files", nargs="+", required=True), OUT, _a("--config-sha", required=True)],
+        [_a("--data-ee-files", nargs="+", required=True), OUT, SETTINGS],
         "tables/data_equivariance.csv",
     ),
     "levels-table": (
@@ -199,6 +199,54 @@ COMMANDS: dict[str, tuple[str, list[Arg], str]] = {
         "equidyn.figures.superres:slices",
         [_a("--example-files", nargs="+", required=True), OUT],
         "figures/superres_slices.pdf",
+    ),
+    "measure": (
+        "equidyn.studies.dynamics:measure",
+        [
+            _a("--study", required=True),
+            _a("--measure", required=True),
+            SETTINGS,
+            _a("--store", required=True),
+            _a("--checkpoint", required=True),
+            OUT,
+            THREADS,
+        ],
+        "one training-dynamics measure (lie, sharpness, hessian) of one checkpoint",
+    ),
+    "dynamics-table": (
+        "equidyn.studies.dynamics:table",
+        [_a("--measure-files", nargs="+", required=True), _a("--eval-files", nargs="+", required=True), OUT],
+        "tables/dynamics.csv",
+    ),
+    "figure-ee-vs-alpha": (
+        "equidyn.figures.dynamics:ee_vs_alpha",
+        [_a("--levels-csv", required=True), OUT],
+        "figures/ee_vs_alpha.pdf",
+    ),
+    "figure-lie-vs-alpha": (
+        "equidyn.figures.dynamics:lie_vs_alpha",
+        [_a("--dynamics-csv", required=True), OUT],
+        "figures/lie_vs_alpha.pdf",
+    ),
+    "figure-levels-curves": (
+        "equidyn.figures.dynamics:levels_curves",
+        [_a("--history-files", nargs="+", required=True), OUT],
+        "figures/levels_curves.pdf",
+    ),
+    "figure-test-rmse-bars": (
+        "equidyn.figures.dynamics:test_rmse_bars",
+        [_a("--levels-csv", required=True), OUT],
+        "figures/test_rmse_bars.pdf",
+    ),
+    "figure-hessian-density": (
+        "equidyn.figures.dynamics:hessian_density",
+        [_a("--hessian-files", nargs="+", required=True), OUT],
+        "figures/hessian_density.pdf",
+    ),
+    "figure-sharpness": (
+        "equidyn.figures.dynamics:sharpness",
+        [_a("--dynamics-csv", required=True), OUT],
+        "figures/sharpness.pdf",
     ),
     "figure-ee-vs-data-ee": (
         "equidyn.figures.levels:ee_vs_data_ee",

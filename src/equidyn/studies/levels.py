@@ -108,14 +108,15 @@ def train_run(
     return summary
 
 
-def data_table(data_ee_files: list[str], out: str | os.PathLike, config_sha: str):
+def data_table(data_ee_files: list[str], out: str | os.PathLike, settings: dict[str, Any]):
+    """``data_equivariance.csv``; ``settings`` (physics, base plumes, splits) give its ``config_sha``."""
     import pandas as pd
 
-    from ..lineage import git_rev
+    from ..lineage import config_sha, git_rev
 
     rows = [common.read_json(p) for p in data_ee_files]
     df = pd.DataFrame(rows).sort_values("level")
-    df["config_sha"] = config_sha
+    df["config_sha"] = config_sha(settings)
     df["git_rev"] = git_rev()
     df = df[["level", "data_ee", *LINEAGE_COLUMNS]]
     _write_csv(df, out)

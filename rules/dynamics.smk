@@ -1,0 +1,92 @@
+# Training-dynamics analysis: one rule per measure (Lie derivative, sharpness, Hessian), one job per
+# (trained run, checkpoint); then dynamics.csv and the figures. `dynamics.runs` selects which runs are measured
+# (the paper config: all of them; the demo: a subset that fits its time budget).
+
+MEASURES = list(MEASURE_SECTIONS)
+
+for _measure in MEASURES:
+
+    rule:
+        name:
+            f"measure_{_measure}"
+        input:
+            checkpoint=R("runs/{study}/{run}/{checkpoint}.pt"),
+            store=W.dynamics_store,
+        output:
+            R(f"runs/{{study}}/{{run}}/{_measure}_{{checkpoint}}.json"),
+        params:
+            settings=lambda w, m=_measure: W.measure_settings(w, m),
+            measure=_measure,
+        log:
+            R(f"logs/runs/{{study}}/{{run}}/{_measure}_{{checkpoint}}.log"),
+        benchmark:
+            R(f"benchmarks/runs/{{study}}/{{run}}/{_measure}_{{checkpoint}}.tsv")
+        threads: W.res("analysis", "threads")
+        resources:
+            runtime=W.res("analysis", "runtime"),
+            mem_mb=W.res("analysis", "mem_mb"),
+            gpu=W.res("analysis", "gpu", 0),
+        conda:
+            ENV
+        shell:
+            "python -m equidyn.cli measure --study {wildcards.study} --measure {params.measure}"
+            " --settings {params.settings:q} --store {input.store} --checkpoint {input.checkpoint} --out {output}"
+            " --threads {threads} > {log} 2>&1"
+
+
+rule dynamics_table:
+    input:
+        measures=W.dynamics_files(tuple(MEASURES)),
+        evals=W.dynamics_eval_files(),
+    output:
+        R("tables/dynamics.csv"),
+    log:
+        R("logs/tables/dynamics.log"),
+    benchmark:
+        R("benchmarks/tables/dynamics.tsv")
+    threads: 1
+    conda:
+        ENV
+    shell:
+        "python -m equidyn.cli dynamics-table --measure-files {input.measures} --eval-files {input.evals}"
+        " --out {output} > {log} 2>&1"
+
+
+# figure name -> (equidyn subcommand, its input option, the input files)
+DYNAMICS_FIGURES = {
+    "ee_vs_alpha": ("figure-ee-vs-alpha", "--levels-csv", [R("tables/levels.csv")]),
+    "lie_vs_alpha": ("figure-lie-vs-alpha", "--dynamics-csv", [R("tables/dynamics.csv")]),
+    "levels_curves": ("figure-levels-curves", "--history-files", W.level_history_files()),
+    "test_rmse_bars": ("figure-test-rmse-bars", "--levels-csv", [R("tables/levels.csv")]),
+    "hessian_density": ("figure-hessian-density", "--hessian-files", W.hessian_figure_files()),
+    "sharpness": ("figure-sharpness", "--dynamics-csv", [R("tables/dynamics.csv")]),
+}
+
+for _figure, (_command, _option, _inputs) in DYNAMICS_FIGURES.items():
+
+    rule:
+        name:
+            f"figure_{_figure}"
+        input:
+            _inputs,
+        output:
+            pdf=R(f"figures/{_figure}.pdf"),
+            png=R(f"figures/{_figure}.png"),
+        params:
+            command=_command,
+            option=_option,
+        log:
+            R(f"logs/figures/{_figure}.log"),
+        benchmark:
+            R(f"benchmarks/figures/{_figure}.tsv")
+        threads: 1
+        conda:
+            ENV
+        shell:
+            "python -m equidyn.cli {params.command} {params.option} {input} --out {output.pdf} > {log} 2>&1"
+
+
+rule dynamics_all:
+    input:
+        R("tables/dynamics.csv"),
+        [R(f"figures/{f}.{ext}") for f in DYNAMICS_FIGURES for ext in ("pdf", "png")],

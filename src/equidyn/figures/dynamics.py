@@ -1,0 +1,226 @@
+"""Figures of the training-dynamics analysis (the BLOG's figures, reproduced with the corrected measures)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import style
+
+
+def _alpha_axis(ax, alphas: list[float]) -> None:
+    """Symmetric-log x axis so that alpha = 0 sits next to 1e-6 … 1."""
+    positive = [a for a in alphas if a > 0]
+    ax.set_xscale("symlog", linthresh=min(positive) if positive else 1e-6)
+    ax.set_xlabel("imposed alpha (relaxation penalty weight)")
+
+
+def _relaxed(df: pd.DataFrame) -> set[str]:
+    return {m for m, g in df.groupby("model") if g["alpha"].nunique() > 1 or (g["alpha"] > 0).any()}
+
+
+def ee_vs_alpha(levels_csv: str | os.PathLike, out: str | os.PathLike) -> None:
+    """Model EE against alpha, one line per data level, for the relaxed models; strict/none models as references."""
+    df = pd.read_csv(levels_csv)
+    relaxed = _relaxed(df)
+    checkpoints = [c for c in ("epoch3", "best") if c in set(df.checkpoint)]
+    fig, axes = style.figure(ncols=len(checkpoints), width=3.5, height=2.9)
+    levels = sorted(df.level.unique())
+    cmap = style.plt.get_cmap("viridis")
+    for ax, ckpt in zip(axes[0], checkpoints, strict=True):
+        sub = df[df.checkpoint == ckpt]
+        for model in sorted(relaxed):
+            for i, level in enumerate(levels):
+                g = sub[(sub.model == model) & (sub.level == level)]
+                stats = g.groupby("alpha").ee.agg(["mean", "std"]).reset_index()
+                ax.errorbar(
+                    stats.alpha,
+                    stats["mean"],
+                    yerr=stats["std"].fillna(0),
+                    marker="o",
+                    capsize=2,
+                    color=cmap(i / max(len(levels) - 1, 1)),
+                    label=f"{model}, level {level}",
+                )
+        for model in sorted(set(sub.model) - relaxed):
+            value = sub[sub.model == model].ee.mean()
+            ax.axhline(value, color=style.color(model), linestyle="--", linewidth=1, label=f"{model} (all levels)")
+        _alpha_axis(ax, list(sub.alpha.unique()))
+        ax.set_yscale("log")
+        ax.set_ylabel("model equivariance error (test)")
+        ax.set_title(f"checkpoint: {ckpt}")
+    axes[0][-1].legend(frameon=False, fontsize=5)
+    fig.suptitle("Equivariance error against imposed alpha, per data symmetry level", fontsize=9)
+    style.save(fig, out, style.lineage_footer(df, "tables/levels.csv"))
+
+
+def lie_vs_alpha(dynamics_csv: str | os.PathLike, out: str | os.PathLike) -> None:
+    """Relative Lie derivative against alpha (smoke levels) and per model (super-resolution), per checkpoint."""
+    df = pd.read_csv(dynamics_csv)
+    df = df[df.lie_derivative.notna()]
+    studies = [s for s in ("levels", "superres", "rotation") if s in set(df.study)]
+    fig, axes = style.figure(ncols=len(studies), width=3.4, height=2.8)
+    for ax, study in zip(axes[0], studies, strict=True):
+        sub = df[df.study == study]
+        relaxed = _relaxed(sub)
+        groups = sorted(sub.level.dropna().unique()) if study == "levels" else [None]
+        for ckpt, marker in (("epoch3", "s"), ("best", "o")):
+            c = sub[sub.checkpoint == ckpt]
+            for level in groups:
+                g = c if level is None else c[c.level == level]
+                for model, gm in g.groupby("model"):
+                    stats = gm.groupby("alpha").lie_derivative.agg(["mean", "std"]).reset_index()
+                    label = f"{model} {ckpt}" + ("" if level is None else f" L{int(level)}")
+                    style_ = "-" if model in relaxed else ":"
+                    ax.errorbar(
+                        stats.alpha,
+                        stats["mean"],
+                        yerr=stats["std"].fillna(0),
+                        marker=marker,
+                        linestyle=style_,
+                        color=style.color(model),
+                        capsize=2,
+                        label=label,
+                        alpha=0.5 if ckpt == "epoch3" else 1.0,
+                    )
+        _alpha_axis(ax, list(sub.alpha.unique()))
+        ax.set_yscale("log")
+        ax.set_ylabel("Lie derivative ‖L f‖ / ‖f‖ (rotation generator)")
+        ax.set_title({"levels": "smoke levels", "superres": "3-D super-resolution", "rotation": "rotation"}[study])
+        ax.legend(frameon=False, fontsize=4, ncol=2)
+    fig.suptitle("Continuous-rotation equivariance of trained models (squares: epoch 3, circles: best)", fontsize=8)
+    style.save(fig, out, style.lineage_footer(df, "tables/dynamics.csv"))
+
+
+def levels_curves(history_files: list[str], out: str | os.PathLike) -> None:
+    """Train and validation RMSE against epoch at one level (mean ± sd over seeds), per (model, alpha)."""
+    frames = []
+    for path in history_files:
+        parts = Path(path).parts  # …/runs/levels/<model>/alpha<a>/level<l>/seed<s>/history.csv
+        h = pd.read_csv(path)
+        h["model"], h["alpha"] = parts[-5], float(parts[-4].removeprefix("alpha"))
+        h["level"], h["seed"] = parts[-3].removeprefix("level"), parts[-2].removeprefix("seed")
+        frames.append(h)
+    df = pd.concat(frames)
+    fig, axes = style.figure(ncols=2, width=3.3, height=2.7)
+    for ax, col, title in zip(axes[0], ("train_rmse", "val_rmse"), ("train", "validation"), strict=True):
+        for (model, alpha), g in df.groupby(["model", "alpha"]):
+            stats = g.groupby("epoch")[col].agg(["mean", "std"]).reset_index()
+            label = f"{model} α={alpha:g}" if model in _relaxed(df) else model
+            ax.plot(
+                stats.epoch, stats["mean"], color=style.color(model), label=label, linestyle="--" if alpha > 0 else "-"
+            )
+            lo, hi = stats["mean"] - stats["std"].fillna(0), stats["mean"] + stats["std"].fillna(0)
+            ax.fill_between(stats.epoch, lo, hi, color=style.color(model), alpha=0.15, linewidth=0)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"{title} RMSE (velocity units)")
+        ax.set_yscale("log")
+    axes[0][0].legend(frameon=False, fontsize=6)
+    level = ",".join(sorted(df.level.unique()))
+    fig.suptitle(f"Smoke level {level}: learning curves (band: ± sd over {df.seed.nunique()} seeds)", fontsize=9)
+    style.save(fig, out, f"source: runs/levels/*/level{level}/*/history.csv ({len(history_files)} runs)")
+
+
+def test_rmse_bars(levels_csv: str | os.PathLike, out: str | os.PathLike) -> None:
+    """Test RMSE of the best checkpoints per (model, alpha), grouped by data level, mean ± sd over seeds."""
+    df = pd.read_csv(levels_csv)
+    df = df[df.checkpoint == "best"]
+    series = sorted({(m, a) for m, a in zip(df.model, df.alpha, strict=True)})
+    levels = sorted(df.level.unique())
+    fig, axes = style.figure(width=max(3.4, 0.9 * len(levels) + 1.5), height=2.8)
+    ax = axes[0][0]
+    width = 0.8 / len(series)
+    relaxed = _relaxed(df)
+    for i, (model, alpha) in enumerate(series):
+        g = df[(df.model == model) & (df.alpha == alpha)].groupby("level").test_rmse.agg(["mean", "std"])
+        g = g.reindex(levels)
+        x = np.arange(len(levels)) + (i - (len(series) - 1) / 2) * width
+        label = f"{model} α={alpha:g}" if model in relaxed else model
+        ax.bar(
+            x,
+            g["mean"],
+            width,
+            yerr=g["std"].fillna(0),
+            color=style.color(model),
+            capsize=2,
+            label=label,
+            alpha=0.55 + 0.45 * (i % 2),
+            edgecolor="k",
+            linewidth=0.3,
+        )
+    ax.set_xticks(np.arange(len(levels)), [f"level {lvl}" for lvl in levels])
+    ax.set_ylabel("test RMSE (velocity units)")
+    ax.legend(frameon=False, fontsize=6, ncol=2)
+    fig.suptitle(f"Test RMSE per model (best checkpoint, mean ± sd over {df.seed.nunique()} seeds)", fontsize=9)
+    style.save(fig, out, style.lineage_footer(df, "tables/levels.csv"))
+
+
+def hessian_density(hessian_files: list[str], out: str | os.PathLike) -> None:
+    """SLQ spectral densities at epoch 3 and at the best epoch, one panel per (study, checkpoint)."""
+    records = [json.loads(Path(p).read_text()) for p in hessian_files]
+    studies = [s for s in ("levels", "superres", "rotation") if any(r["study"] == s for r in records)]
+    fig, axes = style.figure(ncols=2, nrows=len(studies), width=3.3, height=2.5)
+    for row, study in enumerate(studies):
+        for col, ckpt in enumerate(("epoch3", "best")):
+            ax = axes[row][col]
+            for r in (r for r in records if r["study"] == study and r["checkpoint"] == ckpt):
+                grid, values = np.asarray(r["density"]["grid"]), np.asarray(r["density"]["values"])
+                label = f"{r['model']} α={r['alpha']:g}" if r["alpha"] else r["model"]
+                ax.plot(
+                    grid,
+                    np.clip(values, 1e-8, None),
+                    color=style.color(r["model"]),
+                    label=label,
+                    linestyle="--" if r["alpha"] else "-",
+                )
+                ax.axvline(r["lambda_max"], color=style.color(r["model"]), linewidth=0.6, alpha=0.6)
+            ax.set_yscale("log")
+            ax.set_xlabel("Hessian eigenvalue")
+            ax.set_ylabel("spectral density (SLQ)")
+            name = {"levels": "smoke levels", "superres": "3-D super-resolution", "rotation": "rotation"}[study]
+            ax.set_title(f"{name}, {ckpt}", fontsize=8)
+        axes[row][1].legend(frameon=False, fontsize=5)
+    seeds = sorted({r["seed"] for r in records})
+    levels = sorted({r.get("level") for r in records if r.get("level") is not None})
+    fig.suptitle(f"Hessian spectra (vertical lines: λ_max; levels {levels}, seed {seeds})", fontsize=8)
+    df = pd.DataFrame([{k: r.get(k) for k in ("seed", "config_sha", "git_rev", "data_sha")} for r in records])
+    style.save(fig, out, style.lineage_footer(df, "runs/*/hessian_*.json"))
+
+
+def sharpness(dynamics_csv: str | os.PathLike, out: str | os.PathLike) -> None:
+    """Sharpness (absolute and relative to L(w)) at epoch 3 and at the best epoch, per model, per study."""
+    df = pd.read_csv(dynamics_csv)
+    df = df[df.sharpness.notna()]
+    studies = [s for s in ("levels", "superres", "rotation") if s in set(df.study)]
+    fig, axes = style.figure(ncols=2, nrows=len(studies), width=3.3, height=2.5)
+    for row, study in enumerate(studies):
+        sub = df[df.study == study]
+        series = sorted({(m, a) for m, a in zip(sub.model, sub.alpha, strict=True)})
+        for col, metric in enumerate(("sharpness", "sharpness_rel")):
+            ax = axes[row][col]
+            for i, (model, alpha) in enumerate(series):
+                for j, ckpt in enumerate(("epoch3", "best")):
+                    v = sub[(sub.model == model) & (sub.alpha == alpha) & (sub.checkpoint == ckpt)][metric]
+                    ax.bar(
+                        i + (j - 0.5) * 0.4,
+                        v.mean(),
+                        0.4,
+                        yerr=v.std() if len(v) > 1 else 0,
+                        capsize=2,
+                        color=style.color(model),
+                        alpha=0.45 if ckpt == "epoch3" else 1.0,
+                        edgecolor="k",
+                        linewidth=0.3,
+                        label=ckpt if i == 0 else None,
+                    )
+            ax.set_xticks(range(len(series)), [f"{m}\nα={a:g}" if a else m for m, a in series], fontsize=5)
+            ax.set_ylabel({"sharpness": "sharpness φ", "sharpness_rel": "φ / L(w)"}[metric])
+            ax.set_yscale("log")
+            ax.set_title(f"{study}: {metric}", fontsize=8)
+        axes[row][0].legend(frameon=False, fontsize=6, title="pale: epoch 3", title_fontsize=5)
+    fig.suptitle("Sharpness of the training loss (eval mode on both sides, seeded unit directions)", fontsize=8)
+    style.save(fig, out, style.lineage_footer(df, "tables/dynamics.csv"))
