@@ -37,6 +37,9 @@ shell.prefix(
 )
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/levels.smk"
 include: "rules/rotation.smk"

@@ -39,7 +39,7 @@ rule dynamics_table:
         measures=W.dynamics_files(tuple(MEASURES)),
         evals=W.dynamics_eval_files(),
     output:
-        R("tables/dynamics.csv"),
+        report(R("tables/dynamics.csv"), caption="../workflow/report/dynamics_table.rst", category="4 Training dynamics"),
     log:
         R("logs/tables/dynamics.log"),
     benchmark:
@@ -62,6 +62,8 @@ DYNAMICS_FIGURES = {
     "sharpness": ("figure-sharpness", "--dynamics-csv", [R("tables/dynamics.csv")]),
 }
 
+LEVEL_FIGURES = {"ee_vs_alpha", "levels_curves", "test_rmse_bars"}
+
 for _figure, (_command, _option, _inputs) in DYNAMICS_FIGURES.items():
 
     rule:
@@ -71,7 +73,11 @@ for _figure, (_command, _option, _inputs) in DYNAMICS_FIGURES.items():
             _inputs,
         output:
             pdf=R(f"figures/{_figure}.pdf"),
-            png=R(f"figures/{_figure}.png"),
+            png=report(
+                R(f"figures/{_figure}.png"),
+                caption=f"../workflow/report/{_figure}.rst",
+                category="1 Symmetry levels" if _figure in LEVEL_FIGURES else "4 Training dynamics",
+            ),
         params:
             command=_command,
             option=_option,

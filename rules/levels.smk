@@ -106,7 +106,7 @@ rule levels_data_table:
     input:
         expand(R("analysis/levels/data_ee/level{level}.json"), level=LV["levels"]),
     output:
-        R("tables/data_equivariance.csv"),
+        report(R("tables/data_equivariance.csv"), caption="../workflow/report/data_equivariance.rst", category="1 Symmetry levels"),
     params:
         settings=settings_json({"physics": LV["physics"], "base": LV["base"], "splits": LV["splits"]}),
     log:
@@ -125,7 +125,7 @@ rule levels_table:
         evals=W.eval_files("levels"),
         data=R("tables/data_equivariance.csv"),
     output:
-        R("tables/levels.csv"),
+        report(R("tables/levels.csv"), caption="../workflow/report/levels_table.rst", category="1 Symmetry levels"),
     log:
         R("logs/tables/levels.log"),
     benchmark:
@@ -143,7 +143,7 @@ rule figure_ee_vs_data_ee:
         data=R("tables/data_equivariance.csv"),
     output:
         pdf=R("figures/ee_vs_data_ee.pdf"),
-        png=R("figures/ee_vs_data_ee.png"),
+        png=report(R("figures/ee_vs_data_ee.png"), caption="../workflow/report/ee_vs_data_ee.rst", category="1 Symmetry levels"),
     log:
         R("logs/figures/ee_vs_data_ee.log"),
     benchmark:

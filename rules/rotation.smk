@@ -66,7 +66,7 @@ rule rotation_tables:
     input:
         W.run_files("rotation", "eval_best.json"),
     output:
-        benchmark=R("tables/rotation_benchmark.csv"),
+        benchmark=report(R("tables/rotation_benchmark.csv"), caption="../workflow/report/rotation_benchmark.rst", category="2 Rotation benchmark"),
         by_step=R("tables/rotation_by_step.csv"),
     log:
         R("logs/tables/rotation_benchmark.log"),
@@ -84,7 +84,7 @@ rule rotation_summary:
     input:
         R("tables/rotation_benchmark.csv"),
     output:
-        R("tables/rotation_summary.csv"),
+        report(R("tables/rotation_summary.csv"), caption="../workflow/report/rotation_summary.rst", category="2 Rotation benchmark"),
     log:
         R("logs/tables/rotation_summary.log"),
     benchmark:
@@ -102,7 +102,7 @@ rule figure_rotation_rollout:
         W.run_files("rotation", "rollout_example.npz", W.first_seed_runs("rotation")),
     output:
         pdf=R("figures/rotation_rollout.pdf"),
-        png=R("figures/rotation_rollout.png"),
+        png=report(R("figures/rotation_rollout.png"), caption="../workflow/report/rotation_rollout.rst", category="2 Rotation benchmark"),
     log:
         R("logs/figures/rotation_rollout.log"),
     benchmark:
@@ -119,7 +119,7 @@ rule figure_rotation_rmse_by_step:
         R("tables/rotation_by_step.csv"),
     output:
         pdf=R("figures/rotation_rmse_by_step.pdf"),
-        png=R("figures/rotation_rmse_by_step.png"),
+        png=report(R("figures/rotation_rmse_by_step.png"), caption="../workflow/report/rotation_rmse_by_step.rst", category="2 Rotation benchmark"),
     log:
         R("logs/figures/rotation_rmse_by_step.log"),
     benchmark:

@@ -69,7 +69,7 @@ rule superres_table:
     input:
         W.run_files("superres", "eval_best.json"),
     output:
-        R("tables/superres.csv"),
+        report(R("tables/superres.csv"), caption="../workflow/report/superres_table.rst", category="3 Super-resolution"),
     log:
         R("logs/tables/superres.log"),
     benchmark:
@@ -85,7 +85,7 @@ rule superres_summary:
     input:
         R("tables/superres.csv"),
     output:
-        R("tables/superres_summary.csv"),
+        report(R("tables/superres_summary.csv"), caption="../workflow/report/superres_summary.rst", category="3 Super-resolution"),
     log:
         R("logs/tables/superres_summary.log"),
     benchmark:
@@ -102,7 +102,7 @@ rule figure_superres_curves:
         W.run_files("superres", "history.csv"),
     output:
         pdf=R("figures/superres_curves.pdf"),
-        png=R("figures/superres_curves.png"),
+        png=report(R("figures/superres_curves.png"), caption="../workflow/report/superres_curves.rst", category="3 Super-resolution"),
     log:
         R("logs/figures/superres_curves.log"),
     benchmark:
@@ -119,7 +119,7 @@ rule figure_superres_slices:
         W.run_files("superres", "slice_example.npz", W.first_seed_runs("superres")),
     output:
         pdf=R("figures/superres_slices.pdf"),
-        png=R("figures/superres_slices.png"),
+        png=report(R("figures/superres_slices.png"), caption="../workflow/report/superres_slices.rst", category="3 Super-resolution"),
     log:
         R("logs/figures/superres_slices.log"),
     benchmark:

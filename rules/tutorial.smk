@@ -90,7 +90,7 @@ rule tutorial_table:
     input:
         W.run_files("tutorial", "eval_rotated.json"),
     output:
-        R("tables/tutorial.csv"),
+        report(R("tables/tutorial.csv"), caption="../workflow/report/tutorial_table.rst", category="5 Tutorial"),
     log:
         R("logs/tables/tutorial.log"),
     benchmark:
@@ -107,7 +107,7 @@ rule figure_tutorial_rotated:
         W.run_files("tutorial", "rotated_example.npz", W.first_seed_runs("tutorial", target=TU["targets"][0])),
     output:
         pdf=R("figures/tutorial_rotated.pdf"),
-        png=R("figures/tutorial_rotated.png"),
+        png=report(R("figures/tutorial_rotated.png"), caption="../workflow/report/tutorial_rotated.rst", category="5 Tutorial"),
     log:
         R("logs/figures/tutorial_rotated.log"),
     benchmark:
@@ -124,7 +124,7 @@ rule figure_tutorial_skill:
         R("tables/tutorial.csv"),
     output:
         pdf=R("figures/tutorial_skill.pdf"),
-        png=R("figures/tutorial_skill.png"),
+        png=report(R("figures/tutorial_skill.png"), caption="../workflow/report/tutorial_skill.rst", category="5 Tutorial"),
     log:
         R("logs/figures/tutorial_skill.log"),
     benchmark:
