@@ -25,7 +25,7 @@ from .base import FieldModel, ModelSpec
 from .registry import register
 
 
-def _check_2d(spec: ModelSpec) -> None:
+def check_2d(spec: ModelSpec) -> None:
     if spec.group != "C4":
         raise ValueError(f"model {spec.name!r} is a 2-D C4 model; spec.group is {spec.group!r}")
     if spec.layers < 2:
@@ -39,7 +39,7 @@ class ConvNet(FieldModel):
     """Plain CNN: the no-symmetry baseline."""
 
     def __init__(self, spec: ModelSpec) -> None:
-        _check_2d(spec)
+        check_2d(spec)
         super().__init__(spec, C4())
         k, h = spec.kernel_size, spec.hidden
         widths = [self.in_channels] + [h] * (spec.layers - 1)
@@ -139,7 +139,7 @@ class _SteerableNet(FieldModel):
     relaxed = False
 
     def __init__(self, spec: ModelSpec) -> None:
-        _check_2d(spec)
+        check_2d(spec)
         super().__init__(spec, C4())
         from escnn import gspaces
         from escnn import nn as enn
