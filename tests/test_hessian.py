@@ -1,0 +1,266 @@
+"""Hessian spectra against dense Hessians, known quadratics and PyHessian."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from equidyn.measures._loss import flatten, unflatten_like
+from equidyn.measures.hessian import HessianOperator, hessian_spectrum, pyhessian_reference
+from equidyn.models.base import functional_eval
+
+DT = torch.float64
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# ---------------------------------------------------------------- problems with known Hessians
+
+
+class Quadratic(nn.Module):
+    """``L(w) = ½ wᵀHw − bᵀw`` through the (model, batches, criterion) interface: the output is w itself."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(n, dtype=DT))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.w
+
+
+def quadratic_problem(eigenvalues: np.ndarray, rotate: bool, seed: int = 0):
+    n = len(eigenvalues)
+    rng = np.random.default_rng(seed)
+    q = np.linalg.qr(rng.normal(size=(n, n)))[0] if rotate else np.eye(n)
+    h = torch.tensor(q @ np.diag(eigenvalues) @ q.T, dtype=DT)
+    b = torch.tensor(rng.normal(size=n), dtype=DT)
+    model = Quadratic(n)
+    with torch.no_grad():
+        model.w.copy_(torch.tensor(rng.normal(size=n)))
+    batches = [(torch.zeros(3, 1, dtype=DT), torch.zeros(3, 1, dtype=DT)), (torch.zeros(1, 1, dtype=DT),) * 2]
+    return model, batches, (lambda w, _y: 0.5 * w @ h @ w - b @ w), h
+
+
+def tiny_net(conv: bool, dtype=DT) -> tuple[nn.Module, list]:
+    torch.manual_seed(0)
+    if conv:
+        model = nn.Sequential(
+            nn.Conv2d(2, 3, 3, padding=1), nn.BatchNorm2d(3), nn.Tanh(), nn.Conv2d(3, 2, 3, padding=1)
+        )
+        shape = (2, 5, 5)
+    else:
+        model = nn.Sequential(nn.Linear(3, 6), nn.Tanh(), nn.BatchNorm1d(6), nn.Linear(6, 2))
+        shape = (3,)
+    model = model.to(dtype)
+    model.train()
+    with torch.no_grad():
+        model(2.0 * torch.randn(32, *shape, dtype=dtype) + 1.0)
+    gen = torch.Generator().manual_seed(1)
+    out_shape = (2, 5, 5) if conv else (2,)
+    batches = [
+        (torch.randn(n, *shape, generator=gen, dtype=dtype), torch.randn(n, *out_shape, generator=gen, dtype=dtype))
+        for n in (7, 4)
+    ]
+    return model, batches
+
+
+def dense_hessian(model: nn.Module, batches, criterion) -> torch.Tensor:
+    """Reference: torch.autograd.functional.hessian of the sample-weighted mean loss in eval behaviour."""
+    named = [(k, p) for k, p in model.named_parameters() if p.requires_grad]
+    params = [p for _, p in named]
+    total = sum(len(x) for x, _ in batches)
+
+    def loss(w: torch.Tensor) -> torch.Tensor:
+        subs = dict(zip([k for k, _ in named], unflatten_like(w, params), strict=True))
+        return sum(criterion(torch.func.functional_call(model, subs, (x,)), y) * len(x) for x, y in batches) / total
+
+    with functional_eval(model):
+        return torch.autograd.functional.hessian(loss, flatten([p.detach() for p in params]))
+
+
+def state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+# ---------------------------------------------------------------- dense references
+
+
+@pytest.mark.parametrize("conv", [False, True])
+def test_top_eigenvalues_and_trace_match_dense_hessian(conv):
+    model, batches = tiny_net(conv)
+    crit = nn.functional.mse_loss
+    h = dense_hessian(model, batches, crit)
+    ev = torch.linalg.eigvalsh(h).numpy()
+    n = len(ev)
+    before = state(model)
+    out = hessian_spectrum(model, batches, crit, top_k=3, n_hutchinson=n, n_slq=2, slq_steps=20, seed=0, tol=1e-8)
+    assert out["converged"] and out["n_params"] == n
+    assert np.allclose(out["eigenvalues"], ev[::-1][:3], rtol=1e-4, atol=0)
+    assert out["lambda_max"] == out["eigenvalues"][0]
+    assert out["lambda_min"] >= ev[0] - 1e-9  # a Ritz value never leaves the spectrum's hull
+    assert out["trace_method"] == "exact" and out["trace_se"] == 0.0
+    assert out["trace"] == pytest.approx(float(h.trace()), rel=1e-4)
+    # nothing left behind: weights, running stats, modes, gradients
+    after = state(model)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert model.training and all(p.grad is None for p in model.parameters())
+
+
+def test_escnn_model_after_eval_matches_dense_hessian():
+    from escnn import gspaces
+    from escnn import nn as enn
+
+    torch.manual_seed(0)
+    gs = gspaces.rot2dOnR2(4)
+    t_in = enn.FieldType(gs, [gs.irrep(1)])
+    t_hid = enn.FieldType(gs, [gs.regular_repr])
+    # float32 on purpose: escnn shares basis-expansion modules between convolutions with the same
+    # representations, so .double() here would turn every other escnn model in the process to float64.
+    core = enn.SequentialModule(
+        enn.R2Conv(t_in, t_hid, 3, padding=1), enn.ELU(t_hid), enn.R2Conv(t_hid, t_in, 3, padding=1)
+    )
+
+    class Wrapped(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.core = core
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.core(enn.GeometricTensor(x, t_in)).tensor
+
+    model = Wrapped()
+    model.eval()  # caches filters: a Hessian through the cache would be zero
+    batches = [(torch.randn(3, 2, 6, 6), torch.randn(3, 2, 6, 6))]
+    crit = nn.functional.mse_loss
+    ev = torch.linalg.eigvalsh(dense_hessian(model, batches, crit).double()).numpy()
+    out = hessian_spectrum(model, batches, crit, top_k=2, n_hutchinson=4, n_slq=1, slq_steps=8, seed=0, tol=1e-5)
+    assert out["converged"] and abs(ev[-1]) > 1e-3
+    assert np.allclose(out["eigenvalues"], ev[::-1][:2], rtol=1e-4)
+    assert not any(m.training for m in model.modules())
+
+
+# ---------------------------------------------------------------- known quadratics
+
+
+def test_quadratic_eigenvalues_density_and_negative_mass():
+    n = 60
+    lam = np.concatenate([np.linspace(-3.0, -0.5, 24), np.linspace(0.2, 10.0, 36)])  # negative mass 0.4
+    model, batches, crit, _ = quadratic_problem(lam, rotate=False)
+    out = hessian_spectrum(model, batches, crit, top_k=5, n_hutchinson=10, n_slq=3, slq_steps=n, seed=2, tol=1e-10)
+    assert np.allclose(out["eigenvalues"], np.sort(lam)[::-1][:5], rtol=1e-8)
+    # diagonal H and a Rademacher start: every quadrature weight is exactly 1/n
+    assert out["negative_mass"] == pytest.approx(0.4, abs=1e-10)
+    dens = out["density"]
+    for nodes, weights in zip(dens["nodes"], dens["weights"], strict=True):
+        assert sum(weights) == pytest.approx(1.0, abs=1e-12)
+        assert np.allclose(np.sort(nodes), np.sort(lam), atol=1e-8)
+    assert np.trapz(dens["values"], dens["grid"]) == pytest.approx(1.0, abs=1e-3)
+    grid, values = np.asarray(dens["grid"]), np.asarray(dens["values"])
+    assert np.trapz(values[grid < 0], grid[grid < 0]) == pytest.approx(0.4, abs=0.02)
+
+
+def test_negative_mass_of_a_rotated_indefinite_quadratic_is_unbiased():
+    # Rotated H: the weights are random, but their expected mass below zero is the fraction of negative eigenvalues.
+    lam = np.concatenate([np.linspace(-2.0, -0.1, 20), np.linspace(0.1, 5.0, 60)])
+    model, batches, crit, _ = quadratic_problem(lam, rotate=True, seed=3)
+    out = hessian_spectrum(model, batches, crit, top_k=1, n_hutchinson=4, n_slq=12, slq_steps=40, seed=4)
+    assert abs(out["negative_mass"] - 0.25) < 4 * out["negative_mass_se"]
+    assert 0.0 < out["negative_mass_se"] < 0.05
+
+
+def test_hutchinson_is_unbiased_and_its_standard_error_is_calibrated():
+    n = 100
+    lam = np.concatenate([[40.0, 25.0, 12.0], np.random.default_rng(0).uniform(-0.5, 1.0, n - 3)])
+    model, batches, crit, _ = quadratic_problem(lam, rotate=True, seed=1)
+    exact = float(lam.sum())
+    plain, deflated = [], []
+    for seed in range(12):
+        for deflate, bucket in ((False, plain), (True, deflated)):
+            out = hessian_spectrum(
+                model, batches, crit, top_k=3, n_hutchinson=30, n_slq=1, slq_steps=4, seed=seed, deflate_trace=deflate
+            )
+            assert out["trace_method"] == ("hutchinson-deflated" if deflate else "hutchinson")
+            bucket.append((out["trace"], out["trace_se"]))
+    for bucket in (plain, deflated):
+        est, se = np.array(bucket).T
+        assert np.all(np.abs(est - exact) < 4.5 * se)
+        assert 0.5 < np.std(est, ddof=1) / np.mean(se) < 2.0  # the reported SE matches the spread over seeds
+    # deflating the three outliers removes most of the variance
+    assert np.mean(np.array(deflated)[:, 1]) < 0.5 * np.mean(np.array(plain)[:, 1])
+
+
+# ---------------------------------------------------------------- PyHessian cross-check
+
+
+def test_agrees_with_pyhessian():
+    model, batches = tiny_net(conv=True, dtype=torch.float32)
+    crit = nn.functional.mse_loss
+    ev = torch.linalg.eigvalsh(dense_hessian(model, batches, crit).double()).numpy()
+    assert ev[-3] > abs(ev[0])  # power iteration finds the largest |λ|: compare where those are the top three
+    ref = pyhessian_reference(model, batches, crit, top_k=3, n_trace=200, seed=0, tol=1e-7, max_iter=2000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # must converge without a warning
+        ours = hessian_spectrum(model, batches, crit, top_k=3, n_hutchinson=50, n_slq=1, slq_steps=4, seed=0)
+    assert np.allclose(ours["eigenvalues"], ref["eigenvalues"], rtol=2e-3)
+    assert np.allclose(ours["eigenvalues"], ev[::-1][:3], rtol=1e-3)
+    exact = ev.sum()
+    assert abs(ref["trace"] - exact) < 4 * ref["trace_se"]
+    assert abs(ours["trace"] - exact) < 4 * ours["trace_se"]
+    assert abs(ours["trace"] - ref["trace"]) < 4 * math.hypot(ours["trace_se"], ref["trace_se"])
+    assert all(p.grad is None for p in model.parameters())
+
+
+# ---------------------------------------------------------------- reproducibility and guards
+
+
+def test_same_seed_same_numbers():
+    model, batches = tiny_net(conv=False)
+    kw = dict(top_k=2, n_hutchinson=10, n_slq=2, slq_steps=10)
+    a = hessian_spectrum(model, batches, nn.functional.mse_loss, seed=7, **kw)
+    torch.manual_seed(999)  # the global RNG plays no part
+    b = hessian_spectrum(model, batches, nn.functional.mse_loss, seed=7, **kw)
+    c = hessian_spectrum(model, batches, nn.functional.mse_loss, seed=8, **kw)
+    assert a == b
+    assert a["trace"] != c["trace"]
+
+
+def test_cached_graphs_give_the_same_products():
+    model, batches = tiny_net(conv=True)
+    v = torch.randn(3, sum(p.numel() for p in model.parameters()), dtype=DT)
+    with functional_eval(model):
+        fresh = HessianOperator(model, batches, nn.functional.mse_loss).matmat(v)
+        cached = HessianOperator(model, batches, nn.functional.mse_loss, cache_graphs=True).matmat(v)
+        single = HessianOperator(model, batches, nn.functional.mse_loss).matvec(v[1])
+    assert torch.allclose(fresh, cached, rtol=1e-12, atol=1e-14)
+    assert torch.allclose(fresh[1], single, rtol=1e-12, atol=1e-14)
+
+
+def test_unconverged_lanczos_warns():
+    model, batches = tiny_net(conv=True)
+    with pytest.warns(RuntimeWarning, match="did not converge"):
+        out = hessian_spectrum(
+            model, batches, nn.functional.mse_loss, top_k=3, n_hutchinson=4, n_slq=1, slq_steps=4, seed=0, max_steps=4
+        )
+    assert out["converged"] is False
+
+
+def test_bad_arguments_are_named():
+    model, batches = tiny_net(conv=False)
+    crit = nn.functional.mse_loss
+    with pytest.raises(ValueError, match="top_k"):
+        hessian_spectrum(model, batches, crit, top_k=10_000, n_hutchinson=4, n_slq=1, slq_steps=4, seed=0)
+    with pytest.raises(ValueError, match="n_hutchinson"):
+        hessian_spectrum(model, batches, crit, top_k=1, n_hutchinson=1, n_slq=1, slq_steps=4, seed=0)
+    with pytest.raises(TypeError, match="seed"):
+        hessian_spectrum(model, batches, crit, top_k=1, n_hutchinson=4, n_slq=1, slq_steps=4, seed=1.5)
