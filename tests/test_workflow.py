@@ -52,32 +52,27 @@ def test_cluster_plan_has_one_gpu_training_job_per_run(slurm_plan: str) -> None:
 
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path: Path) -> None:
-    """The README's demo, in a scratch directory: every table and figure, with the headline properties."""
+    """The README's demo in a scratch directory: every table and figure, with the headline properties, in 10 min."""
     t0 = time.perf_counter()
     out = snakemake(
-        "all",
-        "--snakefile",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(tmp_path),
-        "--cores",
-        "2",
-        "--configfile",
-        str(ROOT / "config" / "demo.yaml"),
-        "--rerun-triggers",
-        "mtime",
-        "params",
-        "input",
-        timeout=1800,
-    )
+        "all", "--profile", str(ROOT / "profiles" / "local"), "--snakefile", str(ROOT / "Snakefile"),
+        "--directory", str(tmp_path), "--configfile", str(ROOT / "config" / "demo.yaml"), timeout=1800,
+    )  # fmt: skip
     elapsed = time.perf_counter() - t0
     assert out.returncode == 0, out.stderr[-5000:]
     res = tmp_path / "results" / "demo"
-    data = pd.read_csv(res / "tables" / "data_equivariance.csv")
-    levels = pd.read_csv(res / "tables" / "levels.csv")
-    for table in (data, levels):
-        assert {"config_sha", "git_rev", "data_sha"} <= set(table.columns)
-        assert table[["config_sha", "git_rev", "data_sha"]].notna().all().all()
+    tables = {p.stem: pd.read_csv(p) for p in (res / "tables").glob("*.csv")}
+    expected_tables = {"data_equivariance", "levels", "rotation_benchmark", "rotation_summary", "superres",
+                       "superres_summary", "tutorial", "dynamics"}  # fmt: skip
+    assert expected_tables <= set(tables)
+    for name in expected_tables:
+        table = tables[name]
+        assert len(table) > 0, name
+        assert {"config_sha", "git_rev", "data_sha"} <= set(table.columns), name
+        assert table[["config_sha", "git_rev", "data_sha"]].notna().all().all(), name
+
+    # symmetry levels: data EE grows from exactly 0; E2CNN exact at every level; RSteer's EE grows with data EE
+    data, levels = tables["data_equivariance"], tables["levels"]
     assert data.loc[data.level == 0, "data_ee"].item() == 0.0
     assert data.sort_values("level").data_ee.is_monotonic_increasing
     e2 = levels[levels.model == "e2cnn"]
@@ -86,7 +81,47 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     for alpha in rs.index.get_level_values("alpha").unique():
         by_level = rs.loc[alpha].sort_index()
         assert by_level.iloc[-1] > by_level.iloc[0], f"RSteer alpha={alpha}: EE does not grow with data EE"
-    for fig in ("ee_vs_data_ee",):
+
+    # rotation benchmark: all nine models, W22 numbers alongside
+    summary = tables["rotation_summary"]
+    assert set(summary.model) == {"mlp", "convnet", "e2cnn", "rpp", "combo", "clcnn", "lift", "rgroup", "rsteer"}
+    assert summary.w22_rmse_future.notna().all() and (summary.rmse_domain_mean > 0).all()
+
+    # super-resolution: three models; GCNN exactly O_h-equivariant
+    sr = tables["superres"]
+    assert set(sr.model) == {"cnn3d", "gcnn3d", "rgcnn3d"}
+    assert (sr[sr.model == "gcnn3d"].ee_rel < 1e-5).all()
+
+    # tutorial: escnn identical under rotation; CNN degrades; augmentation in between
+    tut = tables["tutorial"].groupby(["model", "rotation"]).rmse.mean().unstack()
+    escnn = tut.loc["escnn"]
+    assert escnn.max() - escnn.min() <= 1e-4 * escnn.mean()
+    degradation = tut[[90, 180, 270]].mean(axis=1) / tut[0]  # rotated error relative to the training orientation
+    assert degradation["cnn"] > 1.05, degradation
+    assert degradation["cnn_aug"] < degradation["cnn"], degradation
+
+    # dynamics: every measure present for every measured checkpoint
+    dyn = tables["dynamics"]
+    measured = dyn[dyn.lie_derivative.notna()]
+    assert len(measured) > 0
+    for column in ("sharpness", "sharpness_rel", "hessian_lambda_max", "hessian_trace", "hessian_trace_se",
+                   "hessian_negative_mass"):  # fmt: skip
+        assert measured[column].notna().all(), column
+    assert set(measured.checkpoint) == {"epoch3", "best"}
+    assert set(measured.study) == {"levels", "superres"}
+
+    figures = ["ee_vs_data_ee", "rotation_rollout", "rotation_rmse_by_step", "superres_curves", "superres_slices",
+               "tutorial_rotated", "tutorial_skill", "ee_vs_alpha", "lie_vs_alpha", "levels_curves",
+               "test_rmse_bars", "hessian_density", "sharpness"]  # fmt: skip
+    for fig in figures:
         for ext in ("pdf", "png"):
-            assert (res / "figures" / f"{fig}.{ext}").stat().st_size > 10_000
+            assert (res / "figures" / f"{fig}.{ext}").stat().st_size > 10_000, f"{fig}.{ext}"
+    report = snakemake(
+        "all", "--profile", str(ROOT / "profiles" / "local"), "--snakefile", str(ROOT / "Snakefile"),
+        "--directory", str(tmp_path), "--configfile", str(ROOT / "config" / "demo.yaml"),
+        "--report", str(res / "report.html"),
+    )  # fmt: skip
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert (res / "report.html").stat().st_size > 100_000
     print(f"demo wall time: {elapsed:.0f} s")
+    assert elapsed < 600, f"the demo took {elapsed:.0f} s, more than 10 minutes"

@@ -99,6 +99,8 @@ def measure(
                 int(h["slq_runs"]),
                 int(h["slq_steps"]),
                 int(h["seed"]),
+                tol=float(h.get("tol", 1e-4)),
+                max_steps=int(h.get("max_steps", 200)),
             )
     record = {
         **ckpt["meta"],

@@ -9,6 +9,7 @@ from __future__ import annotations
 from .base import GridGroup
 from .c4 import C4
 from .layout import FieldLayout
+from .octahedral import Octahedral
 
 
 def group_by_name(name: str) -> GridGroup:
@@ -16,10 +17,8 @@ def group_by_name(name: str) -> GridGroup:
     if name == "C4":
         return C4()
     if name in ("Oh", "O"):
-        from .octahedral import Octahedral
-
         return Octahedral(with_reflections=(name == "Oh"))
     raise ValueError(f"unknown group {name!r}; expected 'C4', 'Oh' or 'O'")
 
 
-__all__ = ["C4", "FieldLayout", "GridGroup", "group_by_name"]
+__all__ = ["C4", "FieldLayout", "GridGroup", "Octahedral", "group_by_name"]
