@@ -19,8 +19,11 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = [
     ("bench_smoke.py", [], ["--grid", "32", "--batches", "1", "8", "--steps", "3", "--repeats", "1"]),
     ("bench_train_step.py", [], ["--quick"]),
-    ("bench_hessian.py", [], ["--hidden", "8", "--samples", "8", "--grid", "16", "--top-k", "2", "--probes", "4",
-                              "--repeats", "1"]),
+    (
+        "bench_hessian.py",
+        [],
+        ["--hidden", "8", "--samples", "8", "--grid", "16", "--top-k", "2", "--probes", "4", "--repeats", "1"],
+    ),
     ("bench_superres_models.py", [], ["--quick"]),
     ("bench_turbulence.py", [], ["--sizes", "16", "--repeats", "1", "--steps", "2", "--threads", "1"]),
 ]
