@@ -101,6 +101,7 @@ def measure(
                 int(h["seed"]),
                 tol=float(h.get("tol", 1e-4)),
                 max_steps=int(h.get("max_steps", 200)),
+                cache_graphs=bool(h.get("cache_graphs", False)),
             )
     record = {
         **ckpt["meta"],
