@@ -10,6 +10,7 @@ import pytest
 import torch
 
 warnings.filterwarnings("ignore", message=".*py3nj.*")
+# One thread for every test: the problems are tiny, and threads only contend with each other on the 2-core CI.
 torch.set_num_threads(1)
 os.environ.setdefault("EQUIDYN_GIT_REV", "test")
 
@@ -34,3 +35,38 @@ def smooth_field(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray
     kx = np.fft.fftfreq(shape[-1])[None, :]
     spec *= np.exp(-((kx**2 + ky**2) / 0.02))
     return np.real(np.fft.ifftn(spec, axes=axes)).astype(np.float32)
+
+
+@pytest.fixture
+def escnn_c4_net():
+    """``escnn_c4_net(regular_fields, activation)``: a tiny C4-steerable net, vector in and out, on raw tensors.
+
+    escnn's own frame is used as is (no conversion): the measures' tests need an escnn model whose cached filters
+    and shared bases behave as in the real models, not the physical action. Float32 on purpose: escnn shares its
+    basis-expansion modules between convolutions with the same representations, so ``.double()`` here would turn
+    every other escnn model in the process to float64.
+    """
+    return tiny_escnn_c4_net
+
+
+def tiny_escnn_c4_net(regular_fields: int, activation: str) -> torch.nn.Module:
+    from escnn import gspaces
+    from escnn import nn as enn
+
+    gs = gspaces.rot2dOnR2(4)
+    t_in = enn.FieldType(gs, [gs.irrep(1)])
+    t_hid = enn.FieldType(gs, regular_fields * [gs.regular_repr])
+    nonlinearity = {"elu": enn.ELU, "relu": enn.ReLU}[activation](t_hid)
+    core = enn.SequentialModule(
+        enn.R2Conv(t_in, t_hid, 3, padding=1), nonlinearity, enn.R2Conv(t_hid, t_in, 3, padding=1)
+    )
+
+    class Wrapped(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.core = core
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.core(enn.GeometricTensor(x, t_in)).tensor
+
+    return Wrapped()

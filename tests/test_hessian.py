@@ -17,14 +17,6 @@ from equidyn.models.base import functional_eval
 DT = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # ---------------------------------------------------------------- problems with known Hessians
 
 
@@ -117,29 +109,9 @@ def test_top_eigenvalues_and_trace_match_dense_hessian(conv):
     assert model.training and all(p.grad is None for p in model.parameters())
 
 
-def test_escnn_model_after_eval_matches_dense_hessian():
-    from escnn import gspaces
-    from escnn import nn as enn
-
+def test_escnn_model_after_eval_matches_dense_hessian(escnn_c4_net):
     torch.manual_seed(0)
-    gs = gspaces.rot2dOnR2(4)
-    t_in = enn.FieldType(gs, [gs.irrep(1)])
-    t_hid = enn.FieldType(gs, [gs.regular_repr])
-    # float32 on purpose: escnn shares basis-expansion modules between convolutions with the same
-    # representations, so .double() here would turn every other escnn model in the process to float64.
-    core = enn.SequentialModule(
-        enn.R2Conv(t_in, t_hid, 3, padding=1), enn.ELU(t_hid), enn.R2Conv(t_hid, t_in, 3, padding=1)
-    )
-
-    class Wrapped(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.core = core
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.core(enn.GeometricTensor(x, t_in)).tensor
-
-    model = Wrapped()
+    model = escnn_c4_net(1, "elu")
     model.eval()  # caches filters: a Hessian through the cache would be zero
     batches = [(torch.randn(3, 2, 6, 6), torch.randn(3, 2, 6, 6))]
     crit = nn.functional.mse_loss

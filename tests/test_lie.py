@@ -26,15 +26,6 @@ DT = torch.float64
 VEC = FieldLayout.parse("vector")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny problems: threads only contend with each other on the shared 2-core CI machine
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def coords(grid: tuple[int, ...]) -> np.ndarray:
     """Centred index coordinates, shape (*grid, ndim), components in physical (x, y[, z]) order."""
     nd = len(grid)

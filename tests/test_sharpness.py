@@ -12,14 +12,6 @@ from equidyn.measures.sharpness import random_unit_directions, sharpness
 DT = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def regression_batches(seed: int = 0, k: int = 5):
     gen = torch.Generator().manual_seed(seed)
     sizes = (7, 3, 5)  # unequal: the loss must weight samples, not batches
@@ -136,27 +128,9 @@ def test_weights_restored_when_the_criterion_fails_midway():
     assert_same_state(before, state(model))
 
 
-def test_escnn_cached_filters_do_not_hide_the_perturbation():
-    from escnn import gspaces
-    from escnn import nn as enn
-
+def test_escnn_cached_filters_do_not_hide_the_perturbation(escnn_c4_net):
     torch.manual_seed(0)
-    gs = gspaces.rot2dOnR2(4)
-    t_in = enn.FieldType(gs, [gs.irrep(1)])
-    t_hid = enn.FieldType(gs, 2 * [gs.regular_repr])
-    core = enn.SequentialModule(
-        enn.R2Conv(t_in, t_hid, 3, padding=1), enn.ReLU(t_hid), enn.R2Conv(t_hid, t_in, 3, padding=1)
-    )
-
-    class Wrapped(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.core = core
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.core(enn.GeometricTensor(x, t_in)).tensor
-
-    model = Wrapped()
+    model = escnn_c4_net(2, "relu")
     batches = [(torch.randn(3, 2, 8, 8), torch.randn(3, 2, 8, 8))]
     from_train = sharpness(model, batches, nn.functional.mse_loss, [0.5], n_directions=2, seed=1)
     model.eval()  # escnn caches the expanded filter now
