@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -112,6 +111,9 @@ class FakeJhtdb:
         self.metadata_hits = 0
         self.valid_token = TOKEN
         self.lock = threading.Lock()
+        # A "timeout" answer holds the request until the client has given up (or the test ends), rather than
+        # sleeping a fixed time: no wall-clock race between the client's timeout and the server on a slow machine.
+        self.release = threading.Event()
         self.server: ThreadingHTTPServer | None = None
 
     @property
@@ -175,7 +177,7 @@ def make_handler(state: FakeJhtdb) -> type[BaseHTTPRequestHandler]:
             elif action == "503":
                 self.send(503, b"<html>service unavailable</html>")
             elif action == "timeout":
-                time.sleep(1.0)
+                state.release.wait(timeout=60)
                 self.send(200, state.cutout_body(q))
             elif action == "400":
                 self.send(400, b'{"description": ["bad request: xs out of range"]}')
@@ -197,6 +199,7 @@ def service(monkeypatch: pytest.MonkeyPatch):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield state
+    state.release.set()
     server.shutdown()
     server.server_close()
 
@@ -210,7 +213,8 @@ def settings_for(state: FakeJhtdb, **kw: object) -> JhtdbSettings:
         "seed": 7,
         "json_url": f"{state.base}/metadata.json",
         "service_url": f"{state.base}/turbulence-svc",
-        "timeout_s": 0.4,
+        # generous for a loopback answer on a loaded machine; the "timeout" action never answers in time
+        "timeout_s": 3.0,
         "max_retries": 3,
         "backoff_s": 0.01,
         "backoff_max_s": 0.05,

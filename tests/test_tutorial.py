@@ -159,7 +159,6 @@ def test_a_user_netcdf_runs_through_snakemake(tmp_path: Path, rng) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     res = tmp_path / "results" / "usertest"

@@ -15,7 +15,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def snakemake(*args: str, cwd: Path = ROOT, timeout: int = 900) -> subprocess.CompletedProcess:
+# No wall-clock bound on the demo (issue 12): machine speed varies by 2x or more, so the time is recorded as a
+# benchmark, not asserted. The subprocess timeout is only a guard against a hung job, far above any slow machine.
+HUNG_JOB_TIMEOUT_S = int(os.environ.get("EQUIDYN_HUNG_TIMEOUT_S", 4 * 3600))
+
+
+def snakemake(*args: str, cwd: Path = ROOT, timeout: int = HUNG_JOB_TIMEOUT_S) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     return subprocess.run(
         [sys.executable, "-m", "snakemake", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
@@ -52,13 +57,25 @@ def test_cluster_plan_has_one_gpu_training_job_per_run(slurm_plan: str) -> None:
 
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path: Path) -> None:
-    """The README's demo in a scratch directory: every table and figure, with the headline properties, in 10 min."""
+    """The README's demo in a scratch directory: every table and figure, with the headline properties.
+
+    Its wall time is printed and appended to ``benchmarks/out/demo_wall.tsv`` next to the machine's ``import torch``
+    time (the yardstick, ``equidyn.yardstick``); it is not asserted, so a slow machine cannot turn CI red.
+    """
+    from equidyn.lineage import git_rev
+    from equidyn.yardstick import append_records, demo_record, format_record, torch_import_seconds
+
+    yardstick = torch_import_seconds()
     t0 = time.perf_counter()
     out = snakemake(
         "all", "--profile", str(ROOT / "profiles" / "local"), "--snakefile", str(ROOT / "Snakefile"),
-        "--directory", str(tmp_path), "--configfile", str(ROOT / "config" / "demo.yaml"), timeout=1800,
+        "--directory", str(tmp_path), "--configfile", str(ROOT / "config" / "demo.yaml"),
     )  # fmt: skip
     elapsed = time.perf_counter() - t0
+    timing = demo_record(elapsed, yardstick, tmp_path / "results" / "demo" / "benchmarks", "test_demo_end_to_end",
+                         git_rev(ROOT))  # fmt: skip
+    append_records(ROOT / "benchmarks" / "out" / "demo_wall.tsv", [timing])
+    print(f"\n{format_record(timing)}")
     assert out.returncode == 0, out.stderr[-5000:]
     res = tmp_path / "results" / "demo"
     tables = {p.stem: pd.read_csv(p) for p in (res / "tables").glob("*.csv")}
@@ -123,5 +140,3 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     )  # fmt: skip
     assert report.returncode == 0, report.stderr[-3000:]
     assert (res / "report.html").stat().st_size > 100_000
-    print(f"demo wall time: {elapsed:.0f} s")
-    assert elapsed < 600, f"the demo took {elapsed:.0f} s, more than 10 minutes"
