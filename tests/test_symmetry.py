@@ -96,3 +96,74 @@ def test_layout_parsing_and_errors() -> None:
         G.act(1, torch.zeros(1, 3, 4, 4), FieldLayout.parse("vector"))
     with pytest.raises(ValueError, match="square"):
         G.act(1, torch.zeros(1, 1, 4, 5), FieldLayout.parse("scalar"))
+
+
+# -- D4: rotations and mirrors (the tutorial's Coriolis question) ---------------------------------------------------
+D4_LAYOUTS = ["scalar", "vector", "sign", "2 vector + 1 scalar + 1 sign", "regular"]
+
+
+def test_d4_is_a_group_containing_c4_index_by_index() -> None:
+    from equidyn.symmetry import D4, group_by_name
+
+    d4 = group_by_name("D4")
+    assert isinstance(d4, D4) and d4.order == 8
+    table = d4.cayley
+    for a, b, c in itertools.product(d4.elements, repeat=3):
+        assert table[table[a, b], c] == table[a, table[b, c]]
+    for k in range(4):
+        assert np.array_equal(d4.matrix(k), G.matrix(k)) and d4.sign(k) == G.sign(k)
+    dets = [round(np.linalg.det(d4.matrix(g))) for g in d4.elements]
+    assert dets == [1, 1, 1, 1, -1, -1, -1, -1]
+    assert len({d4.matrix(g).tobytes() for g in d4.elements}) == 8
+
+
+@pytest.mark.parametrize("spec", D4_LAYOUTS)
+def test_d4_action_is_an_exact_homomorphism(spec: str) -> None:
+    from equidyn.symmetry import D4
+
+    d4 = D4()
+    layout = FieldLayout.parse(spec)
+    x = torch.randn(2, d4.channels(layout), 6, 6, dtype=torch.float64)
+    for a, b in itertools.product(d4.elements, repeat=2):
+        assert torch.equal(d4.act(a, d4.act(b, x, layout), layout), d4.act(d4.compose(a, b), x, layout))
+    for g in range(4):
+        if spec != "regular":  # regular fields differ (8 vs 4 channels); every other kind agrees with C4
+            assert torch.equal(d4.act(g, x, layout), G.act(g, x, layout))
+    for g in range(4, 8):  # every mirror is an involution
+        assert torch.equal(d4.act(g, d4.act(g, x, layout), layout), x)
+
+
+def test_d4_mirror_moves_positions_and_components_physically() -> None:
+    from equidyn.symmetry import D4
+
+    d4, n = D4(), 8
+    x = torch.zeros(1, 2, n, n)
+    x[0, 0, 1, 5] = 1.0  # u at (x, y) = (5, 1)
+    x[0, 1, 1, 5] = 2.0  # v there
+    y = d4.act(4, x, FieldLayout.parse("vector"))  # (x, y) -> (x, -y) about the centre
+    assert y[0, 0, n - 2, 5] == 1.0 and y[0, 1, n - 2, 5] == -2.0
+    # ⟨u′v′⟩ ~ u v: the sign field is odd under axis mirrors, even under diagonal ones
+    assert d4.sign(4) == -1.0 and d4.sign(6) == -1.0 and d4.sign(5) == 1.0 and d4.sign(7) == 1.0
+    for g in d4.elements:
+        m = d4.matrix(g)
+        uv = np.array([0.3, -1.7])
+        ru, rv = m @ uv
+        assert np.isclose(ru * rv, d4.sign(g) * uv[0] * uv[1]), g  # the product transforms by the character
+
+
+@pytest.mark.parametrize("spec", ["scalar", "vector", "sign", "2 vector + 1 scalar + 1 sign"])
+def test_d4_escnn_frame_mapping_matches_escnn_transform(spec: str) -> None:
+    from escnn import nn as enn
+
+    from equidyn.symmetry import D4
+    from equidyn.symmetry.escnn_frame import d4_gspace, escnn_d4_element
+
+    d4, gspace = D4(), d4_gspace()
+    layout = FieldLayout.parse(spec)
+    ftype = escnn_field_type(gspace, layout)
+    x = torch.randn(2, d4.channels(layout), 9, 9)
+    for g in d4.elements:
+        ours = d4.act(g, x, layout)
+        element = gspace.fibergroup.element(escnn_d4_element(g))
+        theirs = enn.GeometricTensor(to_escnn(x, layout), ftype).transform(element)
+        assert torch.allclose(from_escnn(theirs.tensor, layout), ours, atol=1e-6), g

@@ -120,6 +120,53 @@ def test_solver_commutes_with_every_octahedral_element(solver16):
     assert float((act_oh((1, 0, 2), (1, 1, 1), u_t) - u_t).abs().max()) > 1e-2
 
 
+def test_coriolis_keeps_rotations_about_z_exact_and_breaks_horizontal_mirrors():
+    """f-plane rotation: the solver commutes exactly with the elements that keep the pseudo-vector ẑ (rotations
+    about z, the z-mirror, the inversion), and not with a mirror of a horizontal axis; energy is still conserved."""
+    rotating = SpectralNS(16, viscosity=0.02, forcing_power=0.1, forcing_kmax=2.0, coriolis=4.0)
+    uh = rotating.initial_condition(seed=5, energy=0.5, peak_k=2.0)
+
+    def run(solver: SpectralNS, u0: torch.Tensor) -> torch.Tensor:
+        vh = solver.to_spectral(u0)
+        for _ in range(5):
+            vh, _ = solver.step(vh, 0.05)
+        return solver.to_physical(vh)
+
+    u0 = rotating.to_physical(uh)
+    u_t = run(rotating, u0)
+    scale = float(u_t.abs().max())
+    keeps, breaks = [], []
+    for p, s in OH:
+        m = np.zeros((3, 3))
+        for a in range(3):
+            m[a, p[a]] = s[a]
+        err = float((run(rotating, act_oh(p, s, u0)) - act_oh(p, s, u_t)).abs().max())
+        # the pseudo-vector Ω ∝ ẑ maps to det(M) M ẑ: kept iff that is +ẑ
+        (keeps if round(np.linalg.det(m)) * m[2, 2] == 1 else breaks).append(err)
+    assert len(keeps) == 8 and len(breaks) == 40
+    assert max(keeps) < 1e-12 * scale  # the four rotations about z (and their z-mirror images) stay exact
+    quarter_turn_z, mirror_x = ((1, 0, 2), (-1, 1, 1)), ((0, 1, 2), (-1, 1, 1))
+    err_rot = float((run(rotating, act_oh(*quarter_turn_z, u0)) - act_oh(*quarter_turn_z, u_t)).abs().max())
+    err_mirror = float((run(rotating, act_oh(*mirror_x, u0)) - act_oh(*mirror_x, u_t)).abs().max())
+    assert err_rot < 1e-12 * scale
+    assert err_mirror > 1e-3 * scale and min(breaks) > 1e-3 * scale  # a horizontal mirror is no longer a symmetry
+    # without Coriolis the same mirror is exact again: the broken symmetry is the Coriolis term's doing
+    still = SpectralNS(16, viscosity=0.02, forcing_power=0.1, forcing_kmax=2.0)
+    assert float((run(still, act_oh(*mirror_x, u0)) - act_oh(*mirror_x, run(still, u0))).abs().max()) < 1e-12 * scale
+    # Coriolis does no work: the inviscid, unforced rhs still conserves energy
+    inviscid = SpectralNS(16, viscosity=0.0, forcing_power=0.0, forcing_kmax=2.0, coriolis=4.0)
+    duh, _ = inviscid.rhs(uh)
+    de_dt = float((inviscid.weight * (uh.conj() * duh).real.sum(0)).sum())
+    assert abs(de_dt) < 1e-13 * float((inviscid.weight * duh.abs().sum(0) * uh.abs().sum(0)).sum())
+
+
+def test_coriolis_setting_reaches_the_solver_and_the_diagnostics():
+    s = OfflineTurbulenceSettings(n=16, n_samples=1, n_times=1, spinup_time=0.2, coriolis=3.0)
+    assert make_solver(s).coriolis == 3.0
+    assert simulate(s).diagnostics["coriolis"] == 3.0
+    assert make_solver(OfflineTurbulenceSettings(n=16)).coriolis == 0.0
+
+
 # -- a short 32³ run: divergence, energy budget, the stored layout ----------------------------------------
 @pytest.fixture(scope="module")
 def run32():

@@ -4,7 +4,7 @@ The super-resolution study (REFERENCE §4) was run on JHTDB's ``isotropic1024coa
 token and the network. This module is the embedded default that lets the whole pipeline run offline: it solves
 the incompressible Navier–Stokes equations in a 2π-periodic box,
 
-    ∂u/∂t = P[u × ω] − ν k² u + f,      ∇·u = 0,     ω = ∇ × u,
+    ∂u/∂t = P[u × ω − f_c ẑ × u] − ν k² u + f,      ∇·u = 0,     ω = ∇ × u,
 
 in Fourier space (rotational form; ``P`` the Leray projection onto divergence-free modes), with
 
@@ -13,7 +13,12 @@ in Fourier space (rotational form; ``P`` the Leray projection onto divergence-fr
 * forcing at fixed power: ``f = ε/(2 E_f) · u`` on the band ``0 < |k| ≤ k_f``, where ``E_f`` is the energy in
   that band, so the injected power is exactly ``ε`` at every instant. The forcing is a function of ``u`` and
   of ``|k|`` only, so the whole solver commutes with the octahedral group (and with translations);
-* classical RK4 time stepping with a CFL (or fixed) step, in float64.
+* classical RK4 time stepping with a CFL (or fixed) step, in float64;
+* an optional f-plane Coriolis force ``−f_c ẑ × u`` (``coriolis``, default 0: the system rotates about the
+  vertical at ``f_c/2``). It does no work, so the energy budget is unchanged, and it commutes with every
+  rotation about z — but Ω ∝ ẑ is a pseudo-vector, so it breaks the mirrors that flip a horizontal axis
+  (tests/test_turbulence.py shows both). The rotation tutorial uses it to ask whether Coriolis breaks the
+  symmetry a D4 model imposes (REFERENCE §6).
 
 Physical units are explicit: lengths in the box's units (side 2π), velocity and time in the units in which the
 forcing power ``ε`` and viscosity ``ν`` are given. By default ``ν`` is chosen from ``k_max η`` (the resolution
@@ -77,6 +82,7 @@ class OfflineTurbulenceSettings:
     dt: float | None = None
     cfl: float = 0.8
     seed: int = 0
+    coriolis: float = 0.0  # f-plane Coriolis parameter f_c (rotation about z); 0: none
 
     def __post_init__(self) -> None:
         if self.n < 8 or self.n % 2:
@@ -142,8 +148,10 @@ class SpectralNS:
         forcing_power: float,
         forcing_kmax: float,
         dtype: torch.dtype = torch.float64,
+        coriolis: float = 0.0,
     ) -> None:
         self.n = n
+        self.coriolis = float(coriolis)
         self.viscosity = float(viscosity)
         self.forcing_power = float(forcing_power)
         self.forcing_kmax = float(forcing_kmax)
@@ -206,7 +214,11 @@ class SpectralNS:
         ux, uy, uz, wx, wy, wz = both
         # written out: torch.linalg.cross over the leading dimension is ~10x slower on CPU
         nl = torch.stack([uy * wz - uz * wy, uz * wx - ux * wz, ux * wy - uy * wx])
-        nlh = self.project(self.to_spectral(nl) * self.dealias)
+        nlh = self.to_spectral(nl) * self.dealias
+        if self.coriolis:
+            # −f ẑ × u = (f u_y, −f u_x, 0): linear, so it acts on the (already dealiased) spectral state
+            nlh = nlh + self.coriolis * torch.stack([uh[1], -uh[0], torch.zeros_like(uh[2])])
+        nlh = self.project(nlh)
         return nlh - self.viscosity * self.k2 * uh + self.forcing(uh), u
 
     def step(self, uh: torch.Tensor, dt: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -222,7 +234,9 @@ class SpectralNS:
         umax = float(u.abs().sum(0).max())
         dt_adv = cfl * self.dx / max(umax, 1e-12)
         dt_visc = 2.5 / (self.viscosity * 3 * self.k_cut**2)
-        return min(dt_adv, dt_visc)
+        # RK4 is stable for oscillations up to |f dt| ≈ 2.8; 1.0 keeps the inertial waves accurate
+        dt_rot = 1.0 / abs(self.coriolis) if self.coriolis else math.inf
+        return min(dt_adv, dt_visc, dt_rot)
 
     # -- diagnostics --------------------------------------------------------------------------------------
     def energy(self, uh: torch.Tensor) -> float:
@@ -405,7 +419,12 @@ class OfflineRun:
 
 def make_solver(settings: OfflineTurbulenceSettings) -> SpectralNS:
     return SpectralNS(
-        settings.n, settings.resolved_viscosity, settings.forcing_power, settings.forcing_kmax, torch.float64
+        settings.n,
+        settings.resolved_viscosity,
+        settings.forcing_power,
+        settings.forcing_kmax,
+        torch.float64,
+        coriolis=settings.coriolis,
     )
 
 
@@ -466,6 +485,7 @@ def simulate(settings: OfflineTurbulenceSettings) -> OfflineRun:
         **stats.as_attrs(),
         "viscosity": solver.viscosity,
         "forcing_power": solver.forcing_power,
+        "coriolis": solver.coriolis,
         "dealias_kmax": solver.k_cut,
         "dx": solver.dx,
         "spinup_time": settings.spinup_time,

@@ -29,6 +29,26 @@ def escnn_element(k: int) -> int:
     return (-k) % 4
 
 
+def escnn_d4_element(g: int) -> tuple[int, int]:
+    """escnn's D4 element ``(flip, quarter turns)`` for our D4 element ``g`` (gspace :func:`d4_gspace`).
+
+    Our ``4 + k`` is ``R_k F`` with ``F`` the row mirror, which is also escnn's flip (axis 0) and the frame map
+    itself, so conjugating by the frame map turns it into ``R_{−k} F``: escnn's ``(1, −k)``.
+    """
+    return (int(g >= 4), (-(g % 4)) % 4)
+
+
+def d4_gspace():
+    """``flipRot2dOnR2(4, axis=0)``: its flip is the mirror y ↦ −y, under which ``irrep(1, 1)`` is the vector rep.
+
+    (escnn's default axis π/2 mirrors x on the base space while ``irrep(1, 1)`` still flips the second component,
+    so a velocity field would not transform as a vector.)
+    """
+    from escnn import gspaces
+
+    return gspaces.flipRot2dOnR2(4, axis=0.0)
+
+
 def _convert(x: torch.Tensor, layout: FieldLayout) -> torch.Tensor:
     # The map is an involution (y ↦ -y), so one function serves both directions.
     group = C4()
@@ -59,13 +79,20 @@ def from_escnn(x: torch.Tensor, layout: FieldLayout) -> torch.Tensor:
 
 
 def escnn_field_type(gspace, layout: FieldLayout):
-    """The escnn ``FieldType`` whose representations match ``layout`` block by block (C4 gspaces)."""
+    """The escnn ``FieldType`` whose representations match ``layout`` block by block (C4 or D4 gspaces).
+
+    On D4 (:func:`d4_gspace`) a vector is ``irrep(1, 1)`` and the sign field (the xy-quadrupole, −1 on quarter
+    turns and on axis mirrors) ``irrep(1, 2)``; ``regular`` fields of D4 are only used inside networks.
+    """
     from escnn import nn as enn
 
+    dihedral = gspace.fibergroup.order() == 8
     reps = {
         "scalar": gspace.trivial_repr,
-        "vector": gspace.irrep(1),
-        "sign": gspace.irrep(2),
+        "vector": gspace.irrep(1, 1) if dihedral else gspace.irrep(1),
+        "sign": gspace.irrep(1, 2) if dihedral else gspace.irrep(2),
         "regular": gspace.regular_repr,
     }
+    if dihedral and any(kind == "regular" for kind, _ in layout.blocks):
+        raise ValueError("regular D4 fields at a model's input/output have no frame map; use scalar/vector/sign")
     return enn.FieldType(gspace, [reps[kind] for kind, n in layout.blocks for _ in range(n)])
