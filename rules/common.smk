@@ -1,5 +1,7 @@
-# Shared by all rule files. The helpers live in equidyn.workflow (rule files hold rules only).
+# Shared by all rule files. The helpers live in equidyn.workflow (rule files hold rules only); every path and
+# checkpoint name comes from the study descriptions (equidyn.studies.description) through it.
 
+from equidyn.runs import CHECKPOINTS
 from equidyn.workflow import MEASURE_SECTIONS, Workflow, settings_json
 
 W = Workflow(config)
@@ -12,8 +14,7 @@ wildcard_constraints:
     alpha="[0-9.e+-]+",
     level="[0-9]+",
     seed="[0-9]+",
-    checkpoint="epoch3|best",
+    checkpoint="|".join(CHECKPOINTS),
     label="[a-z0-9_]+",
     target="[a-z_]+",
-    study="levels|rotation|superres",
-    run="[a-z0-9_]+/alpha[0-9.e+-]+(/level[0-9]+)?/seed[0-9]+",
+    study="|".join(W.measured_studies()),

@@ -4,34 +4,38 @@
 
 MEASURES = list(MEASURE_SECTIONS)
 
-for _measure in MEASURES:
+# One rule per (measured study, measure): each study's run keys are its wildcards, so the store and the run
+# settings come from the study description, with no path parsed back.
+for _study in W.measured_studies():
+    for _measure in MEASURES:
 
-    rule:
-        name:
-            f"measure_{_measure}"
-        input:
-            checkpoint=R("runs/{study}/{run}/{checkpoint}.pt"),
-            store=W.dynamics_store,
-        output:
-            R(f"runs/{{study}}/{{run}}/{_measure}_{{checkpoint}}.json"),
-        params:
-            settings=lambda w, m=_measure: W.measure_settings(w, m),
-            measure=_measure,
-        log:
-            R(f"logs/runs/{{study}}/{{run}}/{_measure}_{{checkpoint}}.log"),
-        benchmark:
-            R(f"benchmarks/runs/{{study}}/{{run}}/{_measure}_{{checkpoint}}.tsv")
-        threads: W.res("analysis", "threads")
-        resources:
-            runtime=W.res("analysis", "runtime"),
-            mem_mb=W.res("analysis", "mem_mb"),
-            gpu=W.res("analysis", "gpu", 0),
-        conda:
-            ENV
-        shell:
-            "python -m equidyn.cli measure --study {wildcards.study} --measure {params.measure}"
-            " --settings {params.settings:q} --store {input.store} --checkpoint {input.checkpoint} --out {output}"
-            " --threads {threads} > {log} 2>&1"
+        rule:
+            name:
+                f"measure_{_measure}_{_study}"
+            input:
+                checkpoint=W.checkpoint_pattern(_study),
+                store=W.store(_study),
+            output:
+                W.measure_pattern(_study, _measure),
+            params:
+                settings=lambda w, s=_study, m=_measure: W.measure_settings(s, w, m),
+                study=_study,
+                measure=_measure,
+            log:
+                W.measure_pattern(_study, _measure, "logs"),
+            benchmark:
+                W.measure_pattern(_study, _measure, "benchmarks")
+            threads: W.res("analysis", "threads")
+            resources:
+                runtime=W.res("analysis", "runtime"),
+                mem_mb=W.res("analysis", "mem_mb"),
+                gpu=W.res("analysis", "gpu", 0),
+            conda:
+                ENV
+            shell:
+                "python -m equidyn.cli measure --study {params.study} --measure {params.measure}"
+                " --settings {params.settings:q} --store {input.store} --checkpoint {input.checkpoint} --out {output}"
+                " --threads {threads} > {log} 2>&1"
 
 
 rule dynamics_table:

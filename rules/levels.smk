@@ -2,7 +2,7 @@
 # (model, alpha, level, seed) -> evaluation of the epoch-3 and best checkpoints -> tables -> figure.
 
 LV = config["levels"]
-LV_RUN = "runs/levels/{model}/alpha{alpha}/level{level}/seed{seed}"
+LV_RUN = W.run_dir_pattern("levels")
 
 
 rule levels_all:
@@ -36,7 +36,7 @@ rule levels_level:
     input:
         base=R("data/levels/base.zarr"),
     output:
-        directory(R("data/levels/level{level}.zarr")),
+        directory(W.store("levels")),
     params:
         settings=settings_json({"splits": LV["splits"]}),
     log:
@@ -75,15 +75,11 @@ rule levels_data_ee:
 
 rule levels_train:
     input:
-        store=R("data/levels/level{level}.zarr"),
+        store=W.store("levels"),
     output:
-        best=R(f"{LV_RUN}/best.pt"),
-        early=R(f"{LV_RUN}/epoch3.pt"),
-        history=R(f"{LV_RUN}/history.csv"),
-        summary=R(f"{LV_RUN}/train.json"),
-        evals=expand(R(f"{LV_RUN}/eval_{{checkpoint}}.json"), checkpoint=["epoch3", "best"], allow_missing=True),
+        **W.train_outputs("levels"),
     params:
-        settings=lambda w: W.run_settings("levels", w.model),
+        settings=lambda w: W.run_settings("levels", w),
         run_dir=lambda w: W.run_dir("levels", w),
     log:
         R(f"logs/{LV_RUN}/train.log"),

@@ -2,7 +2,7 @@
 # (model, alpha, seed) that also evaluates its checkpoints, then tables and figures.
 
 RO = config["rotation"]
-RO_RUN = "runs/rotation/{model}/alpha{alpha}/seed{seed}"
+RO_RUN = W.run_dir_pattern("rotation")
 
 
 rule rotation_all:
@@ -15,7 +15,7 @@ rule rotation_all:
 
 rule rotation_data:
     output:
-        directory(R("data/rotation/plumes.zarr")),
+        directory(W.store("rotation")),
     params:
         settings=settings_json({k: RO[k] for k in ("physics", "plumes", "held_out", "frames")}),
     log:
@@ -34,16 +34,11 @@ rule rotation_data:
 
 rule rotation_train:
     input:
-        store=R("data/rotation/plumes.zarr"),
+        store=W.store("rotation"),
     output:
-        best=R(f"{RO_RUN}/best.pt"),
-        early=R(f"{RO_RUN}/epoch3.pt"),
-        history=R(f"{RO_RUN}/history.csv"),
-        summary=R(f"{RO_RUN}/train.json"),
-        evals=expand(R(f"{RO_RUN}/eval_{{checkpoint}}.json"), checkpoint=["epoch3", "best"], allow_missing=True),
-        example=R(f"{RO_RUN}/rollout_example.npz"),
+        **W.train_outputs("rotation"),
     params:
-        settings=lambda w: W.run_settings("rotation", w.model),
+        settings=lambda w: W.run_settings("rotation", w),
         run_dir=lambda w: W.run_dir("rotation", w),
     log:
         R(f"logs/{RO_RUN}/train.log"),

@@ -2,7 +2,7 @@
 # download), one training job per (model, alpha, seed) that evaluates its checkpoints, tables and figures.
 
 SR = config["superres"]
-SR_RUN = "runs/superres/{model}/alpha{alpha}/seed{seed}"
+SR_RUN = W.run_dir_pattern("superres")
 
 
 rule superres_all:
@@ -15,7 +15,7 @@ rule superres_all:
 
 rule superres_data:
     output:
-        directory(R("data/superres/turbulence.zarr")),
+        directory(W.store("superres")),
     params:
         settings=settings_json({"data": SR["data"]}),
     log:
@@ -37,16 +37,11 @@ rule superres_data:
 
 rule superres_train:
     input:
-        store=R("data/superres/turbulence.zarr"),
+        store=W.store("superres"),
     output:
-        best=R(f"{SR_RUN}/best.pt"),
-        early=R(f"{SR_RUN}/epoch3.pt"),
-        history=R(f"{SR_RUN}/history.csv"),
-        summary=R(f"{SR_RUN}/train.json"),
-        evals=expand(R(f"{SR_RUN}/eval_{{checkpoint}}.json"), checkpoint=["epoch3", "best"], allow_missing=True),
-        example=R(f"{SR_RUN}/slice_example.npz"),
+        **W.train_outputs("superres"),
     params:
-        settings=lambda w: W.run_settings("superres", w.model),
+        settings=lambda w: W.run_settings("superres", w),
         run_dir=lambda w: W.run_dir("superres", w),
     log:
         R(f"logs/{SR_RUN}/train.log"),

@@ -3,7 +3,7 @@
 # that trains on orientation-biased data and tests on rotated data -> table and figures.
 
 TU = config["tutorial"]
-TU_RUN = "runs/tutorial/{target}/{label}/seed{seed}"
+TU_RUN = W.run_dir_pattern("tutorial")
 
 
 rule tutorial_all:
@@ -39,7 +39,7 @@ rule tutorial_prepare:
     input:
         source=W.tutorial_source(),
     output:
-        directory(R("data/tutorial/prepared.zarr")),
+        directory(W.store("tutorial")),
     params:
         settings=W.tutorial_prepare_settings(),
     log:
@@ -58,16 +58,11 @@ rule tutorial_prepare:
 
 rule tutorial_train:
     input:
-        store=R("data/tutorial/prepared.zarr"),
+        store=W.store("tutorial"),
     output:
-        best=R(f"{TU_RUN}/best.pt"),
-        early=R(f"{TU_RUN}/epoch3.pt"),
-        history=R(f"{TU_RUN}/history.csv"),
-        summary=R(f"{TU_RUN}/train.json"),
-        evals=R(f"{TU_RUN}/eval_rotated.json"),
-        example=R(f"{TU_RUN}/rotated_example.npz"),
+        **W.train_outputs("tutorial"),
     params:
-        settings=lambda w: W.run_settings("tutorial", w.label),
+        settings=lambda w: W.run_settings("tutorial", w),
         run_dir=lambda w: W.run_dir("tutorial", w),
     log:
         R(f"logs/{TU_RUN}/train.log"),

@@ -14,6 +14,7 @@ import torch
 
 from equidyn.data.smoke import PlumePhysics
 from equidyn.data.smoke_datasets import build_level, frames_dataset
+from equidyn.runs import CHECKPOINTS, EARLY_CHECKPOINT, EARLY_EPOCH
 from equidyn.store import write_store
 from equidyn.studies import levels
 from equidyn.training import checkpoint
@@ -79,7 +80,8 @@ def test_rollout_loss_sums_per_step_losses() -> None:
 
 
 def _run(level_store, run_dir, model="convnet", alpha=0.0, seed=0):
-    return levels.train_run(levels.run_settings(SETTINGS, model), level_store, model, alpha, 1, seed, run_dir)
+    settings = levels.run_settings(SETTINGS, {"model": model})
+    return levels.train_run(settings, level_store, run_dir, model=model, alpha=alpha, level=1, seed=seed)
 
 
 def test_best_checkpoint_is_the_best_validation_epoch_and_results_are_seeded(level_store, tmp_path) -> None:
@@ -88,14 +90,14 @@ def test_best_checkpoint_is_the_best_validation_epoch_and_results_are_seeded(lev
     assert list(hist.columns[:4]) == ["epoch", "train_loss", "train_rmse", "val_rmse"]
     best = checkpoint.load(tmp_path / "a" / "best.pt")
     assert best["epoch"] == int(hist.loc[hist.val_rmse.idxmin(), "epoch"]) == summary["best_epoch"]
-    assert checkpoint.load(tmp_path / "a" / "epoch3.pt")["epoch"] == 3
+    assert checkpoint.load(tmp_path / "a" / f"{EARLY_CHECKPOINT}.pt")["epoch"] == EARLY_EPOCH
     # the best checkpoint holds that epoch's weights, not the last epoch's
     model, _ = checkpoint.load_model(tmp_path / "a" / "best.pt")
     task, _ = levels.make_task(SETTINGS, level_store)
     from equidyn.training.tasks import score
 
     assert score(task, model, "valid")["rmse"] == pytest.approx(hist.val_rmse.min(), rel=1e-6)
-    evals = {c: json.loads((tmp_path / "a" / f"eval_{c}.json").read_text()) for c in ("epoch3", "best")}
+    evals = {c: json.loads((tmp_path / "a" / f"eval_{c}.json").read_text()) for c in CHECKPOINTS}
     assert evals["best"]["checkpoint_epoch"] == best["epoch"] and evals["best"]["seed"] == 0
     assert {"scores", "ee", "ee_rel", "config_sha", "git_rev", "data_sha"} <= set(evals["best"])
     assert evals["best"]["scores"]["test"]["rmse"] > 0
@@ -119,7 +121,7 @@ def test_alpha_enters_the_loss_linearly_and_only_for_regularised_models(level_st
 
 
 def test_a_killed_training_job_resumes_to_identical_numbers(level_store, tmp_path) -> None:
-    settings = json.dumps(levels.run_settings(SETTINGS, "rsteer"))
+    settings = json.dumps(levels.run_settings(SETTINGS, {"model": "rsteer"}))
 
     def cli(run_dir, kill_after=None):
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}

@@ -78,3 +78,12 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
     raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
+
+
+def write_csv(table: Any, path: str | os.PathLike) -> None:
+    """Write a pandas DataFrame as CSV atomically (parents created), floats with 9 significant digits.
+
+    The one CSV writer of the studies: every table in ``results/`` has the same float format and appears whole.
+    """
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.9g")

@@ -1,38 +1,33 @@
 """What the Snakefile needs to know about the studies: result paths, the runs of each grid, settings per job.
 
-Kept out of the ``.smk`` files so they hold rules only (``snakemake --lint`` asks for that) and so it is plain,
-testable Python. Imports stay light (no torch): Snakemake evaluates this at DAG-building time.
+Everything study-specific comes from the study descriptions (``DESCRIPTION`` of each module in
+:mod:`equidyn.studies.catalog`): run directories, stores, the files a training job writes, checkpoint names. Paths
+are formatted from run keys and never parsed back. Kept out of the ``.smk`` files so they hold rules only
+(``snakemake --lint`` asks for that) and so it is plain, testable Python. Imports stay light (no torch, numpy or
+pandas): Snakemake evaluates this at DAG-building time, possibly outside the project's environment.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import re
+from collections.abc import Mapping
 from typing import Any
 
-from .studies import levels, rotation, superres, tutorial
-from .studies.common import format_alpha
+from .runs import CHECKPOINTS, checkpoint_file, eval_file, measure_file
+from .studies.catalog import STUDIES, description, measurable
+from .studies.description import StudyDescription
 
-CHECKPOINTS = ("epoch3", "best")
-RUN_PATTERNS = {
-    "levels": "runs/levels/{model}/alpha{alpha}/level{level}/seed{seed}",
-    "rotation": "runs/rotation/{model}/alpha{alpha}/seed{seed}",
-    "superres": "runs/superres/{model}/alpha{alpha}/seed{seed}",
-    "tutorial": "runs/tutorial/{target}/{label}/seed{seed}",
-}
-RUN_SETTINGS = {
-    "levels": levels.run_settings,
-    "rotation": rotation.run_settings,
-    "superres": superres.run_settings,
-    "tutorial": tutorial.run_settings,
-}
 MEASURE_SECTIONS = {"lie": ("lie",), "sharpness": ("subset", "sharpness"), "hessian": ("subset", "hessian")}
 
 
 def settings_json(section: Any) -> str:
     """A config section as compact JSON: what a job receives, and what its params rerun-trigger compares."""
     return json.dumps(section, sort_keys=True, separators=(",", ":"))
+
+
+def _keys(wildcards: Mapping[str, Any] | Any) -> dict[str, Any]:
+    """Snakemake wildcards (or a plain mapping) as a dict of run keys."""
+    return dict(wildcards.items())
 
 
 class Workflow:
@@ -50,44 +45,46 @@ class Workflow:
     def res(self, kind: str, key: str, default: Any = None) -> Any:
         return self.config["resources"][kind].get(key, default)
 
-    def run_dir(self, study: str, wildcards: Any) -> str:
-        return self.R(RUN_PATTERNS[study].format(**dict(wildcards.items())))
+    def study(self, study: str) -> StudyDescription:
+        return description(study)
 
-    def run_settings(self, study: str, model: str) -> str:
-        return settings_json(RUN_SETTINGS[study](self.config[study], model))
+    def run_dir_pattern(self, study: str) -> str:
+        """``runs/levels/{model}/alpha{alpha}/level{level}/seed{seed}`` (below ``results/<name>/``)."""
+        return description(study).run_dir
+
+    def store(self, study: str) -> str:
+        """The store a run of ``study`` trains on, as a pattern in the run keys (a rule's input)."""
+        return self.R(description(study).store)
+
+    def table(self, name: str) -> str:
+        return self.R(f"tables/{name}.csv")
+
+    def train_outputs(self, study: str) -> dict[str, str]:
+        """The named outputs of a study's training rule: every file its training job writes."""
+        d = description(study)
+        return {key: self.R(f"{d.run_dir}/{name}") for key, name in d.train_files().items()}
+
+    def run_dir(self, study: str, wildcards: Any) -> str:
+        return self.R(description(study).run_path(_keys(wildcards)))
+
+    def run_settings(self, study: str, wildcards: Any) -> str:
+        return settings_json(STUDIES[study].run_settings(self.config[study], _keys(wildcards)))
 
     # -- the grids ----------------------------------------------------------------------------------------------
     def runs(self, study: str) -> list[dict[str, Any]]:
-        """Every run of a study as wildcard values."""
-        cfg = self.config[study]
-        if study == "tutorial":
-            return [
-                {"target": t, "label": m["label"], "seed": s}
-                for t in cfg["targets"]
-                for m in cfg["models"]
-                for s in cfg["seeds"]
-            ]
-        runs = []
-        for m in cfg["models"]:
-            for a in m.get("alphas", [0]):
-                for s in cfg["seeds"]:
-                    base = {"model": m["name"], "alpha": format_alpha(a), "seed": s}
-                    if study == "levels":
-                        runs += [{**base, "level": lvl} for lvl in cfg["levels"]]
-                    else:
-                        runs.append(base)
-        return runs
+        """Every run of a study as run keys (= wildcard values)."""
+        return STUDIES[study].runs(self.config[study])
 
     def run_files(self, study: str, name: str, runs: list[dict[str, Any]] | None = None) -> list[str]:
-        pattern = RUN_PATTERNS[study]
-        return [self.R(f"{pattern}/{name}".format(**r)) for r in (self.runs(study) if runs is None else runs)]
+        d = description(study)
+        return [self.R(d.run_file(r, name)) for r in (self.runs(study) if runs is None else runs)]
 
     def first_seed_runs(self, study: str, **filters: Any) -> list[dict[str, Any]]:
         first = self.config[study]["seeds"][0]
         return [r for r in self.runs(study) if r["seed"] == first and all(r[k] == v for k, v in filters.items())]
 
     def eval_files(self, study: str) -> list[str]:
-        return [f for c in CHECKPOINTS for f in self.run_files(study, f"eval_{c}.json")]
+        return [f for c in description(study).evaluations for f in self.run_files(study, eval_file(c))]
 
     def level_history_files(self) -> list[str]:
         lowest = min(self.config["levels"]["levels"])
@@ -105,8 +102,12 @@ class Workflow:
         return settings_json({"data": {**tu["data"], "path": self.tutorial_user_file()}, "targets": tu["targets"]})
 
     # -- the dynamics measures ------------------------------------------------------------------------------------
-    def dynamics_runs(self) -> list[tuple[str, str]]:
-        """``(study, run path below runs/<study>/)`` of every measured run.
+    def measured_studies(self) -> tuple[str, ...]:
+        """Studies the dynamics measures can take (each gets its own measure rules)."""
+        return measurable()
+
+    def dynamics_runs(self) -> list[tuple[str, dict[str, Any]]]:
+        """``(study, run keys)`` of every measured run.
 
         Each entry of ``dynamics.runs`` names a study and optionally restricts its ``level``/``seed`` lists; a study
         without an entry is not measured.
@@ -115,35 +116,43 @@ class Workflow:
         for selection in self.config["dynamics"]["runs"]:
             study = selection["study"]
             filters = {k: v for k, v in selection.items() if k != "study"}
-            for r in self.runs(study):
-                if all(int(r[key]) in values for key, values in filters.items()):
-                    selected.append((study, RUN_PATTERNS[study].removeprefix(f"runs/{study}/").format(**r)))
+            selected += [
+                (study, r) for r in self.runs(study) if all(int(r[key]) in values for key, values in filters.items())
+            ]
         return selected
 
     def dynamics_files(self, measures: tuple[str, ...]) -> list[str]:
         return [
-            self.R(f"runs/{study}/{run}/{m}_{c}.json")
+            self.R(description(study).run_file(run, measure_file(m, c)))
             for study, run in self.dynamics_runs()
             for m in measures
             for c in CHECKPOINTS
         ]
 
     def dynamics_eval_files(self) -> list[str]:
-        return [self.R(f"runs/{study}/{run}/eval_{c}.json") for study, run in self.dynamics_runs() for c in CHECKPOINTS]
-
-    def dynamics_store(self, wildcards: Any) -> str:
-        if wildcards.study == "levels":
-            return self.R(f"data/levels/level{_field(wildcards.run, 'level')}.zarr")
-        return {"rotation": self.R("data/rotation/plumes.zarr"), "superres": self.R("data/superres/turbulence.zarr")}[
-            wildcards.study
+        return [
+            self.R(description(study).run_file(run, eval_file(c)))
+            for study, run in self.dynamics_runs()
+            for c in CHECKPOINTS
         ]
 
-    def measure_settings(self, wildcards: Any, measure: str) -> str:
-        model = wildcards.run.split("/")[0]
+    def checkpoint_pattern(self, study: str) -> str:
+        """A measure rule's checkpoint input: ``…/{checkpoint}.pt`` in the study's run directory."""
+        return self.R(f"{description(study).run_dir}/{checkpoint_file('{checkpoint}')}")
+
+    def measure_pattern(self, study: str, measure: str, kind: str = "") -> str:
+        """A measure rule's output (``kind=""``), or its log/benchmark path (``kind="logs"``/``"benchmarks"``)."""
+        name = measure_file(measure, "{checkpoint}")
+        path = f"{description(study).run_dir}/{name}"
+        if kind:
+            path = f"{kind}/{path.removesuffix('.json')}.{'log' if kind == 'logs' else 'tsv'}"
+        return self.R(path)
+
+    def measure_settings(self, study: str, wildcards: Any, measure: str) -> str:
         dyn = self.config["dynamics"]
         return settings_json(
             {
-                "run": RUN_SETTINGS[wildcards.study](self.config[wildcards.study], model),
+                "run": STUDIES[study].run_settings(self.config[study], _keys(wildcards)),
                 "dynamics": {k: dyn[k] for k in MEASURE_SECTIONS[measure]},
             }
         )
@@ -155,18 +164,11 @@ class Workflow:
             runs = [run for s, run in self.dynamics_runs() if s == study]
             if not runs:
                 continue
-            first_seed = min(int(_field(run, "seed")) for run in runs)
-            runs = [run for run in runs if int(_field(run, "seed")) == first_seed]
+            first_seed = min(int(run["seed"]) for run in runs)
+            runs = [run for run in runs if int(run["seed"]) == first_seed]
             if study == "levels":
-                lowest = min(int(_field(run, "level")) for run in runs)
-                runs = [run for run in runs if int(_field(run, "level")) == lowest]
-            chosen += [self.R(f"runs/{study}/{run}/hessian_{c}.json") for run in runs for c in CHECKPOINTS]
+                lowest = min(int(run["level"]) for run in runs)
+                runs = [run for run in runs if int(run["level"]) == lowest]
+            d = description(study)
+            chosen += [self.R(d.run_file(run, measure_file("hessian", c))) for run in runs for c in CHECKPOINTS]
         return chosen
-
-
-def _field(run: str, key: str) -> str:
-    """The value of ``key`` (``level``, ``seed``) in a run path such as ``rsteer/alpha0.01/level3/seed0``."""
-    match = re.search(rf"(?:^|{re.escape(os.sep)}){key}(\d+)(?:{re.escape(os.sep)}|$)", run)
-    if not match:
-        raise ValueError(f"run path {run!r} has no {key}")
-    return match.group(1)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..runs import BEST_CHECKPOINT, CHECKPOINTS, EARLY_CHECKPOINT, EARLY_EPOCH
 from . import style
 
 
@@ -27,7 +28,7 @@ def ee_vs_alpha(levels_csv: str | os.PathLike, out: str | os.PathLike) -> None:
     """Model EE against alpha, one line per data level, for the relaxed models; strict/none models as references."""
     df = pd.read_csv(levels_csv)
     relaxed = _relaxed(df)
-    checkpoints = [c for c in ("epoch3", "best") if c in set(df.checkpoint)]
+    checkpoints = [c for c in CHECKPOINTS if c in set(df.checkpoint)]
     fig, axes = style.figure(ncols=len(checkpoints), width=3.5, height=2.9)
     levels = sorted(df.level.unique())
     cmap = style.plt.get_cmap("viridis")
@@ -68,7 +69,7 @@ def lie_vs_alpha(dynamics_csv: str | os.PathLike, out: str | os.PathLike) -> Non
         sub = df[df.study == study]
         relaxed = _relaxed(sub)
         groups = sorted(sub.level.dropna().unique()) if study == "levels" else [None]
-        for ckpt, marker in (("epoch3", "s"), ("best", "o")):
+        for ckpt, marker in ((EARLY_CHECKPOINT, "s"), (BEST_CHECKPOINT, "o")):
             c = sub[sub.checkpoint == ckpt]
             for level in groups:
                 g = c if level is None else c[c.level == level]
@@ -85,14 +86,16 @@ def lie_vs_alpha(dynamics_csv: str | os.PathLike, out: str | os.PathLike) -> Non
                         color=style.color(model),
                         capsize=2,
                         label=label,
-                        alpha=0.5 if ckpt == "epoch3" else 1.0,
+                        alpha=0.5 if ckpt == EARLY_CHECKPOINT else 1.0,
                     )
         _alpha_axis(ax, list(sub.alpha.unique()))
         ax.set_yscale("log")
         ax.set_ylabel("Lie derivative ‖L f‖ / ‖f‖ (rotation generator)")
         ax.set_title({"levels": "smoke levels", "superres": "3-D super-resolution", "rotation": "rotation"}[study])
         ax.legend(frameon=False, fontsize=4, ncol=2)
-    fig.suptitle("Continuous-rotation equivariance of trained models (squares: epoch 3, circles: best)", fontsize=8)
+    fig.suptitle(
+        f"Continuous-rotation equivariance of trained models (squares: epoch {EARLY_EPOCH}, circles: best)", fontsize=8
+    )
     style.save(fig, out, style.lineage_footer(df, "tables/dynamics.csv"))
 
 
@@ -165,7 +168,7 @@ def hessian_density(hessian_files: list[str], out: str | os.PathLike) -> None:
     studies = [s for s in ("levels", "superres", "rotation") if any(r["study"] == s for r in records)]
     fig, axes = style.figure(ncols=2, nrows=len(studies), width=3.3, height=2.5)
     for row, study in enumerate(studies):
-        for col, ckpt in enumerate(("epoch3", "best")):
+        for col, ckpt in enumerate(CHECKPOINTS):
             ax = axes[row][col]
             for r in (r for r in records if r["study"] == study and r["checkpoint"] == ckpt):
                 grid, values = np.asarray(r["density"]["grid"]), np.asarray(r["density"]["values"])
@@ -203,7 +206,7 @@ def sharpness(dynamics_csv: str | os.PathLike, out: str | os.PathLike) -> None:
         for col, metric in enumerate(("sharpness", "sharpness_rel")):
             ax = axes[row][col]
             for i, (model, alpha) in enumerate(series):
-                for j, ckpt in enumerate(("epoch3", "best")):
+                for j, ckpt in enumerate(CHECKPOINTS):
                     v = sub[(sub.model == model) & (sub.alpha == alpha) & (sub.checkpoint == ckpt)][metric]
                     ax.bar(
                         i + (j - 0.5) * 0.4,
@@ -212,7 +215,7 @@ def sharpness(dynamics_csv: str | os.PathLike, out: str | os.PathLike) -> None:
                         yerr=v.std() if len(v) > 1 else 0,
                         capsize=2,
                         color=style.color(model),
-                        alpha=0.45 if ckpt == "epoch3" else 1.0,
+                        alpha=0.45 if ckpt == EARLY_CHECKPOINT else 1.0,
                         edgecolor="k",
                         linewidth=0.3,
                         label=ckpt if i == 0 else None,
@@ -221,6 +224,6 @@ def sharpness(dynamics_csv: str | os.PathLike, out: str | os.PathLike) -> None:
             ax.set_ylabel({"sharpness": "sharpness φ", "sharpness_rel": "φ / L(w)"}[metric])
             ax.set_yscale("log")
             ax.set_title(f"{study}: {metric}", fontsize=8)
-        axes[row][0].legend(frameon=False, fontsize=6, title="pale: epoch 3", title_fontsize=5)
+        axes[row][0].legend(frameon=False, fontsize=6, title=f"pale: epoch {EARLY_EPOCH}", title_fontsize=5)
     fig.suptitle("Sharpness of the training loss (eval mode on both sides, seeded unit directions)", fontsize=8)
     style.save(fig, out, style.lineage_footer(df, "tables/dynamics.csv"))

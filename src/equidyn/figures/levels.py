@@ -6,6 +6,7 @@ import os
 
 import pandas as pd
 
+from ..runs import CHECKPOINTS
 from . import style
 
 
@@ -22,7 +23,7 @@ def ee_vs_data_ee(levels_csv: str | os.PathLike, data_csv: str | os.PathLike, ou
     df = pd.read_csv(levels_csv)
     data = pd.read_csv(data_csv)
     relaxed_models = {m for m, g in df.groupby("model") if g["alpha"].nunique() > 1 or (g["alpha"] > 0).any()}
-    checkpoints = [c for c in ("epoch3", "best") if c in set(df["checkpoint"])]
+    checkpoints = [c for c in CHECKPOINTS if c in set(df["checkpoint"])]
     fig, axes = style.figure(ncols=len(checkpoints), width=3.6, height=3.0)
     floor = 1e-9
     for ax, ckpt in zip(axes[0], checkpoints, strict=True):

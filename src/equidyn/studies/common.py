@@ -1,4 +1,8 @@
-"""Pieces every study shares: model specs from config entries, run metadata, alpha formatting, evaluation."""
+"""Pieces every study shares: the run grid, model specs from config entries, run metadata, alpha, evaluation.
+
+Top-level imports stay light (no torch or numpy): the study modules import this, and the Snakefile imports the
+study modules (their descriptions and ``run_settings``) at DAG-building time.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..atomic import write_json
-from ..lineage import config_sha, git_rev
-from ..symmetry import FieldLayout
+from ..lineage import lineage_record
+from ..runs import CHECKPOINTS, checkpoint_file, eval_file
 
 if TYPE_CHECKING:
     from ..models.base import ModelSpec
 
 log = logging.getLogger(__name__)
-
-CHECKPOINTS = ("epoch3", "best")
 
 
 def format_alpha(alpha: float) -> str:
@@ -28,10 +30,25 @@ def format_alpha(alpha: float) -> str:
     return text
 
 
+def model_alpha_seed_runs(section: dict[str, Any], levels: list[int] | None = None) -> list[dict[str, Any]]:
+    """The runs of a ``models`` × ``alphas`` × ``seeds`` grid (× ``levels`` when given), as run keys.
+
+    A model entry without ``alphas`` runs at alpha 0 only; alphas are formatted as they appear in paths.
+    """
+    runs = []
+    for m in section["models"]:
+        for a in m.get("alphas", [0]):
+            for s in section["seeds"]:
+                base = {"model": m["name"], "alpha": format_alpha(a), "seed": s}
+                runs += [base] if levels is None else [{**base, "level": lvl} for lvl in levels]
+    return runs
+
+
 def model_spec(entry: dict[str, Any], in_layout: str, out_layout: str, grid: tuple[int, ...], group: str) -> ModelSpec:
     """A spec from a config model entry (``name``, ``layers``, ``budget`` or ``hidden``, ``options``...)."""
     from ..models.base import ModelSpec
     from ..models.registry import fit_hidden
+    from ..symmetry import FieldLayout
 
     spec = ModelSpec(
         name=entry["name"],
@@ -69,7 +86,7 @@ def model_entry_by(models: list[dict[str, Any]], key: str, value: str) -> dict[s
 
 def run_meta(settings: dict[str, Any], data_sha: str, **keys: Any) -> dict[str, Any]:
     """Metadata stored with a run: its keys (model, alpha, seed, ...) and lineage."""
-    return {**keys, "config_sha": config_sha(settings), "git_rev": git_rev(), "data_sha": data_sha}
+    return {**keys, **lineage_record(settings, data_sha)}
 
 
 def read_json(path: str | os.PathLike) -> dict[str, Any]:
@@ -110,7 +127,7 @@ def evaluate_checkpoint(
 
 
 def evaluate_checkpoints(task, run_dir: str | os.PathLike, *, splits: tuple[str, ...], ee_split: str, ee_samples: int):
-    """Evaluate ``epoch3.pt`` and ``best.pt`` of a finished run into ``eval_<checkpoint>.json``.
+    """Evaluate every checkpoint of a finished run (``runs.CHECKPOINTS``) into ``eval_<checkpoint>.json``.
 
     Done by the training job itself: the evaluation is a few forward passes, far cheaper than a job of its own.
     """
@@ -119,9 +136,9 @@ def evaluate_checkpoints(task, run_dir: str | os.PathLike, *, splits: tuple[str,
     task.to(torch.device("cpu"))
     for name in CHECKPOINTS:
         result = evaluate_checkpoint(
-            task, Path(run_dir) / f"{name}.pt", splits=splits, ee_split=ee_split, ee_samples=ee_samples
+            task, Path(run_dir) / checkpoint_file(name), splits=splits, ee_split=ee_split, ee_samples=ee_samples
         )
-        write_json(Path(run_dir) / f"eval_{name}.json", result)
+        write_json(Path(run_dir) / eval_file(name), result)
 
 
 def ensure_parent(path: str | os.PathLike) -> Path:

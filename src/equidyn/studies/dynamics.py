@@ -1,28 +1,27 @@
 """Training-dynamics measures of trained checkpoints: Lie derivative, sharpness, Hessian spectrum; dynamics.csv.
 
 Generic over the studies: a measure job rebuilds its run's task from the run's settings (the study's
-``make_task``), loads one checkpoint, and evaluates one measure of ``equidyn.measures`` on
+``make_task``, looked up in :mod:`equidyn.studies.catalog`), loads one checkpoint, and evaluates one measure of
+``equidyn.measures`` on
 
-* the *test* inputs (Lie derivative: how equivariant the trained function is beyond the group it was built for),
+* the *test* inputs, the study description's ``measured_split`` (Lie derivative: how equivariant the trained
+  function is beyond the group it was built for),
 * a fixed, seeded subset of the *training* windows (sharpness, Hessian: the landscape the optimiser saw), with the
   training criterion on the first prediction step, in normalised units — the same subset and seed for every model.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_path, write_json
+from ..atomic import write_csv, write_json
 from ..lineage import LINEAGE_COLUMNS
-from . import common
+from ..runs import checkpoint_of
+from . import catalog, common
 
-STUDIES = ("levels", "rotation", "superres")
 MEASURES = ("lie", "sharpness", "hessian")
-TEST_SPLIT = {"levels": "test", "rotation": "test_domain", "superres": "test"}
-HEADLINE_METRIC = {"levels": ("test", "rmse"), "rotation": ("test_domain", "rmse"), "superres": ("test", "mae")}
 COLUMNS = (
     "lie_derivative",
     "sharpness",
@@ -35,9 +34,10 @@ COLUMNS = (
 
 
 def study_module(study: str):
-    if study not in STUDIES:
-        raise ValueError(f"unknown study {study!r}; expected one of {STUDIES}")
-    return importlib.import_module(f"equidyn.studies.{study}")
+    """The module of a study the measures can take (its description has a ``measured_split``)."""
+    if study not in catalog.measurable():
+        raise ValueError(f"study {study!r} has no measured runs; expected one of {catalog.measurable()}")
+    return catalog.study(study)
 
 
 def fixed_subset(task, samples: int, seed: int, batch_size: int = 32) -> list[tuple[Any, Any]]:
@@ -74,12 +74,13 @@ def measure(
     if measure not in MEASURES:
         raise ValueError(f"unknown measure {measure!r}; expected one of {MEASURES}")
     dyn = settings["dynamics"]
-    task, _ = study_module(study).make_task(settings["run"], store)
+    module = study_module(study)
+    task, _ = module.make_task(settings["run"], store)
     task.to(torch.device("cpu"))
     model, ckpt = ckpt_io.load_model(checkpoint)
     criterion = LOSSES[task.loss]
     if measure == "lie":
-        split = TEST_SPLIT[study]
+        split = module.DESCRIPTION.measured_split
         x, _ = task.batch(split, torch.arange(min(int(dyn["lie"]["samples"]), task.n(split))))
         ndim = group_by_name(model.spec.group).ndim
         result = lie_derivative(model, x, model.in_layout, model.out_layout, ndim)
@@ -106,7 +107,7 @@ def measure(
     record = {
         **ckpt["meta"],
         "measure": measure,
-        "checkpoint": Path(checkpoint).stem,
+        "checkpoint": checkpoint_of(Path(checkpoint).stem),
         "checkpoint_epoch": ckpt["epoch"],
         **_jsonable(result),
     }
@@ -148,8 +149,8 @@ def table(measure_files: list[str], eval_files: list[str], out: str | os.PathLik
 
     for path in eval_files:
         r = common.read_json(path)
-        checkpoint = Path(path).stem.removeprefix("eval_")
-        split, metric = HEADLINE_METRIC[r["study"]]
+        checkpoint = checkpoint_of(Path(path).stem, "eval_")
+        split, metric = catalog.description(r["study"]).headline
         target = row(r, checkpoint)
         target.update(
             {
@@ -185,6 +186,5 @@ def table(measure_files: list[str], eval_files: list[str], out: str | os.PathLik
     metrics = [c for c in ("test_rmse", "test_mae") if c in df]
     df = df[[*first, *metrics, "ee", "ee_rel", *COLUMNS, *LINEAGE_COLUMNS]]
     df = df.sort_values(["study", "model", "alpha", "level", "seed", "checkpoint"], na_position="first")
-    with atomic_path(common.ensure_parent(out)) as tmp:
-        df.to_csv(tmp, index=False, float_format="%.9g")
+    write_csv(df, out)
     return df

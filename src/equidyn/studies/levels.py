@@ -7,11 +7,22 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_path, write_json
+from ..atomic import write_csv, write_json
 from ..lineage import LINEAGE_COLUMNS
+from ..runs import checkpoint_of
 from . import common
+from .description import Run, StudyDescription
 
 log = logging.getLogger(__name__)
+
+DESCRIPTION = StudyDescription(
+    name="levels",
+    run_pattern="{model}/alpha{alpha}/level{level}/seed{seed}",
+    store="data/levels/level{level}.zarr",
+    tables=("data_equivariance", "levels"),
+    measured_split="test",
+    headline=("test", "rmse"),
+)
 
 
 def generate_base(settings: dict[str, Any], out: str | os.PathLike) -> str:
@@ -69,24 +80,30 @@ def make_task(settings: dict[str, Any], store: str | os.PathLike):
 RUN_KEYS = ("physics", "base", "splits", "input_frames", "rollout", "training", "evaluation")
 
 
-def run_settings(study: dict[str, Any], model: str) -> dict[str, Any]:
+def runs(section: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every (model, alpha, level, seed) of the configured grid."""
+    return common.model_alpha_seed_runs(section, levels=section["levels"])
+
+
+def run_settings(section: dict[str, Any], run: Run) -> dict[str, Any]:
     """What determines one run: the study settings it uses and its model entry (without the alpha grid).
 
     The Snakefile passes exactly this to a training job, so adding a seed, a level or an alpha to the config does
     not change — and rerun — the jobs that already exist; its hash is the run's ``config_sha``.
     """
-    entry = {k: v for k, v in common.model_entry(study["models"], model).items() if k != "alphas"}
-    return {**{k: study[k] for k in RUN_KEYS}, "model": entry}
+    entry = {k: v for k, v in common.model_entry(section["models"], run["model"]).items() if k != "alphas"}
+    return {**{k: section[k] for k in RUN_KEYS}, "model": entry}
 
 
 def train_run(
     settings: dict[str, Any],
     store: str | os.PathLike,
+    run_dir: str | os.PathLike,
+    *,
     model: str,
     alpha: float,
     level: int,
     seed: int,
-    run_dir: str | os.PathLike,
 ) -> dict[str, Any]:
     """Train one run; ``settings`` is :func:`run_settings` of the study config."""
     from ..training.trainer import TrainSettings, train
@@ -119,7 +136,7 @@ def data_table(data_ee_files: list[str], out: str | os.PathLike, settings: dict[
     df["config_sha"] = config_sha(settings)
     df["git_rev"] = git_rev()
     df = df[["level", "data_ee", *LINEAGE_COLUMNS]]
-    _write_csv(df, out)
+    write_csv(df, out)
     return df
 
 
@@ -135,7 +152,7 @@ def levels_table(eval_files: list[str], data_table_path: str | os.PathLike, out:
                 "alpha": r["alpha"],
                 "level": r["level"],
                 "seed": r["seed"],
-                "checkpoint": Path(path).stem.removeprefix("eval_"),
+                "checkpoint": checkpoint_of(Path(path).stem, "eval_"),
                 "epoch": r["checkpoint_epoch"],
                 "params": r["params"],
                 "test_rmse": r["scores"]["test"]["rmse"],
@@ -164,10 +181,5 @@ def levels_table(eval_files: list[str], data_table_path: str | os.PathLike, out:
         *LINEAGE_COLUMNS,
     ]
     df = df[order].sort_values(["model", "alpha", "level", "seed", "checkpoint"]).reset_index(drop=True)
-    _write_csv(df, out)
+    write_csv(df, out)
     return df
-
-
-def _write_csv(df, out: str | os.PathLike) -> None:
-    with atomic_path(common.ensure_parent(out)) as tmp:
-        df.to_csv(tmp, index=False, float_format="%.9g")

@@ -6,10 +6,21 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, write_csv
 from ..lineage import LINEAGE_COLUMNS
+from ..runs import BEST_CHECKPOINT, checkpoint_file
 from . import common
+from .description import Run, StudyDescription
 
+DESCRIPTION = StudyDescription(
+    name="rotation",
+    run_pattern="{model}/alpha{alpha}/seed{seed}",
+    store="data/rotation/plumes.zarr",
+    examples=("rollout_example.npz",),
+    tables=("rotation_benchmark", "rotation_by_step", "rotation_summary"),
+    measured_split="test_domain",
+    headline=("test_domain", "rmse"),
+)
 TEST_SPLITS = ("test_future", "test_domain")
 RUN_KEYS = (
     "physics",
@@ -50,10 +61,15 @@ def generate(settings: dict[str, Any], out: str | os.PathLike) -> str:
     )
 
 
-def run_settings(study: dict[str, Any], model: str) -> dict[str, Any]:
+def runs(section: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every (model, alpha, seed) of the configured grid."""
+    return common.model_alpha_seed_runs(section)
+
+
+def run_settings(section: dict[str, Any], run: Run) -> dict[str, Any]:
     """What determines one run (see :func:`equidyn.studies.levels.run_settings`)."""
-    entry = {k: v for k, v in common.model_entry(study["models"], model).items() if k != "alphas"}
-    return {**{k: study[k] for k in RUN_KEYS}, "model": entry}
+    entry = {k: v for k, v in common.model_entry(section["models"], run["model"]).items() if k != "alphas"}
+    return {**{k: section[k] for k in RUN_KEYS}, "model": entry}
 
 
 def make_task(settings: dict[str, Any], store: str | os.PathLike):
@@ -85,10 +101,11 @@ def make_task(settings: dict[str, Any], store: str | os.PathLike):
 def train_run(
     settings: dict[str, Any],
     store: str | os.PathLike,
+    run_dir: str | os.PathLike,
+    *,
     model: str,
     alpha: float,
     seed: int,
-    run_dir: str | os.PathLike,
 ) -> dict[str, Any]:
     """Train one (model, alpha, seed) run, then evaluate its checkpoints and save a rollout for the figure."""
     from ..training.trainer import TrainSettings, train
@@ -104,7 +121,9 @@ def train_run(
     )
     ee_samples = int(settings["evaluation"]["ee_samples"])
     common.evaluate_checkpoints(task, run_dir, splits=TEST_SPLITS, ee_split="test_domain", ee_samples=ee_samples)
-    save_rollout_example(task, Path(run_dir) / "best.pt", settings["evaluation"]["figure_steps"], Path(run_dir))
+    save_rollout_example(
+        task, Path(run_dir) / checkpoint_file(BEST_CHECKPOINT), settings["evaluation"]["figure_steps"], Path(run_dir)
+    )
     return summary
 
 
@@ -154,7 +173,7 @@ def benchmark_table(eval_files: list[str], out: str | os.PathLike):
             }
         )
     df = pd.DataFrame(rows).sort_values(["model", "alpha", "seed"]).reset_index(drop=True)
-    _write_csv(df, out)
+    write_csv(df, out)
     return df
 
 
@@ -191,7 +210,7 @@ def summary_table(benchmark_csv: str | os.PathLike, out: str | os.PathLike):
         *LINEAGE_COLUMNS,
     ]
     summary = summary[cols].sort_values("rmse_domain_mean").reset_index(drop=True)
-    _write_csv(summary, out)
+    write_csv(summary, out)
     return summary
 
 
@@ -215,9 +234,4 @@ def by_step_table(eval_files: list[str], out: str | os.PathLike) -> None:
                         **{k: r[k] for k in LINEAGE_COLUMNS},
                     }
                 )
-    _write_csv(pd.DataFrame(rows), out)
-
-
-def _write_csv(df, out: str | os.PathLike) -> None:
-    with atomic_path(common.ensure_parent(out)) as tmp:
-        df.to_csv(tmp, index=False, float_format="%.9g")
+    write_csv(pd.DataFrame(rows), out)

@@ -6,9 +6,21 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, write_csv
 from ..lineage import LINEAGE_COLUMNS
+from ..runs import BEST_CHECKPOINT, checkpoint_file
 from . import common
+from .description import Run, StudyDescription
+
+DESCRIPTION = StudyDescription(
+    name="superres",
+    run_pattern="{model}/alpha{alpha}/seed{seed}",
+    store="data/superres/turbulence.zarr",
+    examples=("slice_example.npz",),
+    tables=("superres", "superres_summary"),
+    measured_split="test",
+    headline=("test", "mae"),
+)
 
 RUN_KEYS = ("group", "data", "training", "evaluation")
 
@@ -25,9 +37,15 @@ def data(settings: dict[str, Any], out: str | os.PathLike, threads: int | None =
     return generate_superres_store(SuperResDataSettings.from_dict(settings["data"]), out, threads=threads)
 
 
-def run_settings(study: dict[str, Any], model: str) -> dict[str, Any]:
-    entry = {k: v for k, v in common.model_entry(study["models"], model).items() if k != "alphas"}
-    return {**{k: study[k] for k in RUN_KEYS}, "model": entry}
+def runs(section: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every (model, alpha, seed) of the configured grid."""
+    return common.model_alpha_seed_runs(section)
+
+
+def run_settings(section: dict[str, Any], run: Run) -> dict[str, Any]:
+    """What determines one run (see :func:`equidyn.studies.levels.run_settings`)."""
+    entry = {k: v for k, v in common.model_entry(section["models"], run["model"]).items() if k != "alphas"}
+    return {**{k: section[k] for k in RUN_KEYS}, "model": entry}
 
 
 def make_task(settings: dict[str, Any], store: str | os.PathLike):
@@ -45,7 +63,13 @@ def make_task(settings: dict[str, Any], store: str | os.PathLike):
 
 
 def train_run(
-    settings: dict[str, Any], store: str | os.PathLike, model: str, alpha: float, seed: int, run_dir: str | os.PathLike
+    settings: dict[str, Any],
+    store: str | os.PathLike,
+    run_dir: str | os.PathLike,
+    *,
+    model: str,
+    alpha: float,
+    seed: int,
 ) -> dict[str, Any]:
     from ..training.trainer import TrainSettings, train
 
@@ -71,7 +95,7 @@ def save_slice_example(task, run_dir: Path) -> None:
 
     from ..training import checkpoint
 
-    model, _ = checkpoint.load_model(run_dir / "best.pt")
+    model, _ = checkpoint.load_model(run_dir / checkpoint_file(BEST_CHECKPOINT))
     x, y = task.inputs["test"][:1], task.targets["test"][:1]
     with torch.no_grad():
         pred = model(x)
@@ -107,7 +131,7 @@ def table(eval_files: list[str], out: str | os.PathLike):
             }
         )
     df = pd.DataFrame(rows).sort_values(["model", "alpha", "seed"]).reset_index(drop=True)
-    _write_csv(df, out)
+    write_csv(df, out)
     return df
 
 
@@ -150,10 +174,5 @@ def summary_table(superres_csv: str | os.PathLike, out: str | os.PathLike):
         "blog_params",
         *LINEAGE_COLUMNS,
     ]
-    _write_csv(summary[cols], out)
+    write_csv(summary[cols], out)
     return summary
-
-
-def _write_csv(df, out: str | os.PathLike) -> None:
-    with atomic_path(common.ensure_parent(out)) as tmp:
-        df.to_csv(tmp, index=False, float_format="%.9g")

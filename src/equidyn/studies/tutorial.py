@@ -11,9 +11,21 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_path, write_json
+from ..atomic import atomic_path, write_csv, write_json
 from ..lineage import LINEAGE_COLUMNS
+from ..runs import BEST_CHECKPOINT, checkpoint_file
 from . import common
+from .description import Run, StudyDescription
+
+DESCRIPTION = StudyDescription(
+    name="tutorial",
+    run_pattern="{target}/{label}/seed{seed}",
+    store="data/tutorial/prepared.zarr",
+    model_key="label",
+    evaluations=("rotated",),
+    examples=("rotated_example.npz",),
+    tables=("tutorial",),
+)
 
 RUN_KEYS = ("data", "training")
 
@@ -30,12 +42,29 @@ def prepare(settings: dict[str, Any], source: str | os.PathLike, out: str | os.P
     return prepare(TutorialData.from_dict(settings["data"]), source, list(settings["targets"]), out)
 
 
-def run_settings(study: dict[str, Any], label: str) -> dict[str, Any]:
-    entry = common.model_entry_by(study["models"], "label", label)
-    return {**{k: study[k] for k in RUN_KEYS}, "model": entry}
+def runs(section: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every (target, model label, seed) of the configured grid."""
+    return [
+        {"target": t, "label": m["label"], "seed": s}
+        for t in section["targets"]
+        for m in section["models"]
+        for s in section["seeds"]
+    ]
 
 
-def make_task(store: str | os.PathLike, target: str, augment_layouts: bool):
+def run_settings(section: dict[str, Any], run: Run) -> dict[str, Any]:
+    """What determines one run: data and training settings, the model entry and the flux target it learns."""
+    entry = common.model_entry_by(section["models"], "label", run["label"])
+    return {**{k: section[k] for k in RUN_KEYS}, "model": entry, "target": run["target"]}
+
+
+def make_task(settings: dict[str, Any], store: str | os.PathLike):
+    """``(task, prepared store)`` of one run (the study interface; see :mod:`equidyn.studies.description`)."""
+    task, ds, _, _ = _task_and_layouts(store, settings["target"], bool(settings["model"].get("augment", False)))
+    return task, ds
+
+
+def _task_and_layouts(store: str | os.PathLike, target: str, augment_layouts: bool):
     import torch
 
     from ..store import open_store
@@ -60,14 +89,22 @@ def make_task(store: str | os.PathLike, target: str, augment_layouts: bool):
 
 
 def train_run(
-    settings: dict[str, Any], store: str | os.PathLike, label: str, target: str, seed: int, run_dir: str | os.PathLike
+    settings: dict[str, Any],
+    store: str | os.PathLike,
+    run_dir: str | os.PathLike,
+    *,
+    label: str,
+    target: str,
+    seed: int,
 ) -> dict[str, Any]:
     from ..training.trainer import TrainSettings, train
 
     entry = settings["model"]
     if entry["label"] != label:
         raise ValueError(f"settings are for model {entry['label']!r}, not {label!r}")
-    task, ds, in_layout, out_layout = make_task(store, target, bool(entry.get("augment", False)))
+    if settings["target"] != target:
+        raise ValueError(f"settings are for target {settings['target']!r}, not {target!r}")
+    task, ds, in_layout, out_layout = _task_and_layouts(store, target, bool(entry.get("augment", False)))
     n = int(ds.sizes["x"])
     model_entry = {k: v for k, v in entry.items() if k not in ("label", "augment", "model")} | {"name": entry["model"]}
     spec = common.model_spec(model_entry, str(in_layout), str(out_layout), (n, n), "C4")
@@ -88,7 +125,7 @@ def evaluate_rotated(task, run_dir: Path, in_layout, out_layout) -> dict[str, An
     from ..training import checkpoint
 
     group = C4()
-    model, ckpt = checkpoint.load_model(run_dir / "best.pt")
+    model, ckpt = checkpoint.load_model(run_dir / checkpoint_file(BEST_CHECKPOINT))
     x, y = task.inputs["test"], task.targets["test"]
     rows, maps_truth, maps_pred = [], [], []
     with torch.no_grad():
@@ -139,6 +176,5 @@ def table(eval_files: list[str], out: str | os.PathLike):
                 }
             )
     df = pd.DataFrame(rows).sort_values(["target", "model", "seed", "rotation"]).reset_index(drop=True)
-    with atomic_path(common.ensure_parent(out)) as tmp:
-        df.to_csv(tmp, index=False, float_format="%.9g")
+    write_csv(df, out)
     return df

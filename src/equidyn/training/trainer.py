@@ -34,13 +34,21 @@ import torch
 from ..atomic import atomic_path, write_json
 from ..models.base import ModelSpec, count_parameters, load_model_state, model_state
 from ..models.registry import build_model
+from ..runs import (
+    BEST_CHECKPOINT,
+    CHECKPOINTS,
+    EARLY_CHECKPOINT,
+    EARLY_EPOCH,
+    HISTORY_FILE,
+    SUMMARY_FILE,
+    checkpoint_file,
+)
 from ..settings import settings_from_dict
 from . import checkpoint
 from .tasks import Task, rollout_loss, score
 
 log = logging.getLogger(__name__)
 
-EARLY_EPOCH = 3  # the BLOG's early checkpoint; tables call it "epoch3"
 KILL_ENV = "EQUIDYN_KILL_AFTER_EPOCH"  # test hook: SIGKILL this process after saving that epoch's state
 
 
@@ -62,7 +70,7 @@ class TrainSettings:
 
     def __post_init__(self) -> None:
         if self.epochs < EARLY_EPOCH:
-            raise ValueError(f"epochs ({self.epochs}) must be >= {EARLY_EPOCH}: the early checkpoint is epoch 3")
+            raise ValueError(f"epochs ({self.epochs}) must be >= {EARLY_EPOCH}, the epoch of {EARLY_CHECKPOINT}")
         if self.patience < 1 or self.batch_size < 1:
             raise ValueError("patience and batch_size must be positive")
 
@@ -179,11 +187,11 @@ def train(
         snapshot = {**payload_base, "epoch": epoch, "val": val, "model": model_state(model)}
         if val[metric] < best_val:
             best_val, best_epoch, stale = val[metric], epoch, 0
-            checkpoint.save(state_dir / "best.pt", snapshot)
+            checkpoint.save(state_dir / checkpoint_file(BEST_CHECKPOINT), snapshot)
         else:
             stale += 1
         if epoch == EARLY_EPOCH:
-            checkpoint.save(state_dir / "epoch3.pt", snapshot)
+            checkpoint.save(state_dir / checkpoint_file(EARLY_CHECKPOINT), snapshot)
         checkpoint.save(
             last,
             {
@@ -203,10 +211,10 @@ def train(
 
     if epoch < EARLY_EPOCH:
         raise RuntimeError(f"training stopped after {epoch} epochs, before the early checkpoint")
-    for name in ("best.pt", "epoch3.pt"):
+    for name in map(checkpoint_file, CHECKPOINTS):
         with atomic_path(run_dir / name) as tmp:
             shutil.copyfile(state_dir / name, tmp)
-    with atomic_path(run_dir / "history.csv") as tmp:
+    with atomic_path(run_dir / HISTORY_FILE) as tmp:
         pd.DataFrame(history).to_csv(tmp, index=False)
     summary = {
         **payload_base,
@@ -218,5 +226,5 @@ def train(
         "stopped_early": stale >= settings.patience,
         "train_seconds": sum(r["seconds"] for r in history),
     }
-    write_json(run_dir / "train.json", summary)
+    write_json(run_dir / SUMMARY_FILE, summary)
     return summary

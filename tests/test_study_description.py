@@ -1,0 +1,95 @@
+"""One description per study: every study implements one interface; paths and checkpoint names have one source."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from equidyn import runs
+from equidyn.studies import catalog
+from equidyn.studies.description import StudyDescription, StudyModule, pattern_keys
+from equidyn.workflow import Workflow
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(catalog.STUDIES))
+def test_every_study_implements_the_interface(name: str) -> None:
+    module = catalog.study(name)
+    assert isinstance(module, StudyModule)
+    d = module.DESCRIPTION
+    assert d.name == name and isinstance(d, StudyDescription)
+    # train_run is called with keywords: settings, store, run_dir and exactly the run keys
+    params = inspect.signature(module.train_run).parameters
+    assert {"settings", "store", "run_dir"} <= set(params)
+    assert set(params) - {"settings", "store", "run_dir"} == set(d.keys) | ({"alpha"} if "alpha" in params else set())
+    assert list(inspect.signature(module.make_task).parameters) == ["settings", "store"]
+    # every run of the demo grid has exactly the description's keys and settings that name its model
+    section = DEMO[name]
+    grid = module.runs(section)
+    assert grid and all(set(r) == set(d.keys) for r in grid)
+    settings = module.run_settings(section, grid[0])
+    assert settings["model"][d.model_key if d.model_key != "model" else "name"] == grid[0][d.model_key]
+
+
+def test_an_unknown_study_is_an_error_naming_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="unknown study 'nope'.*levels"):
+        catalog.study("nope")
+
+
+def test_checkpoint_names_derive_from_the_early_epoch() -> None:
+    assert runs.EARLY_CHECKPOINT == f"epoch{runs.EARLY_EPOCH}"
+    assert runs.CHECKPOINTS == (runs.EARLY_CHECKPOINT, runs.BEST_CHECKPOINT)
+    d = catalog.description("levels")
+    files = d.train_files()
+    assert {files[c] for c in runs.CHECKPOINTS} == {f"{c}.pt" for c in runs.CHECKPOINTS}
+    assert {f"eval_{c}" for c in runs.CHECKPOINTS} <= set(files)
+    assert all(key.isidentifier() for key in files)  # usable as named rule outputs
+    with pytest.raises(ValueError, match="names no checkpoint"):
+        runs.checkpoint_of("eval_epoch99", "eval_")
+
+
+def test_paths_are_formatted_from_run_keys_and_stores_follow_them() -> None:
+    d = catalog.description("levels")
+    run = {"model": "rsteer", "alpha": "0.01", "level": 3, "seed": 0}
+    assert d.keys == ("model", "alpha", "level", "seed")
+    assert d.run_path(run) == "runs/levels/rsteer/alpha0.01/level3/seed0"
+    assert d.store_path(run) == "data/levels/level3.zarr"
+    assert pattern_keys(d.run_dir) == d.keys
+    with pytest.raises(ValueError, match="not run keys"):
+        StudyDescription(name="x", run_pattern="{model}/seed{seed}", store="data/{level}.zarr")
+
+
+def test_workflow_lists_the_dynamics_files_of_the_selected_runs() -> None:
+    config = {**DEMO, "resources": {}}
+    w = Workflow(config)
+    selected = w.dynamics_runs()
+    assert {s for s, _ in selected} == {"levels", "superres"}
+    assert all(r["seed"] == 0 for _, r in selected)
+    files = w.dynamics_files(("lie",))
+    assert len(files) == len(selected) * len(runs.CHECKPOINTS)
+    assert "results/demo/runs/levels/rsteer/alpha0.01/level0/seed0/lie_best.json" in files
+    hessian = w.hessian_figure_files()
+    assert hessian and all("/level0/" in f or "/superres/" in f for f in hessian)
+
+
+def test_snakefile_path_imports_neither_torch_nor_numpy() -> None:
+    """The Snakefile validates the config and builds the DAG with equidyn.config and equidyn.workflow only."""
+    code = (
+        "import sys, yaml\n"
+        "from equidyn.config import validate_config, load_config\n"
+        "from equidyn.workflow import Workflow\n"
+        f"c = load_config([{str(ROOT / 'config' / 'config.yaml')!r}, {str(ROOT / 'config' / 'demo.yaml')!r}])\n"
+        "w = Workflow(c); [w.runs(s) for s in ('levels', 'rotation', 'superres', 'tutorial')]\n"
+        "w.dynamics_files(('lie',)); w.run_settings('levels', w.runs('levels')[0])\n"
+        "heavy = sorted(m for m in ('torch', 'numpy', 'pandas', 'escnn') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
