@@ -11,8 +11,17 @@ import torch
 from torch import nn
 
 from equidyn.measures._loss import flatten, unflatten_like
-from equidyn.measures.hessian import HessianOperator, hessian_spectrum, pyhessian_reference
-from equidyn.models.base import functional_eval
+from equidyn.measures.hessian import (
+    NEGATIVE_SIGMA,
+    NEGATIVE_THRESHOLD,
+    HessianOperator,
+    hessian_spectrum,
+    pyhessian_reference,
+    smoothed_negative_mass,
+)
+from equidyn.models.base import ModelSpec, functional_eval
+from equidyn.models.registry import build_model
+from equidyn.symmetry import FieldLayout
 
 DT = torch.float64
 
@@ -127,12 +136,15 @@ def test_escnn_model_after_eval_matches_dense_hessian(escnn_c4_net):
 
 def test_quadratic_eigenvalues_density_and_negative_mass():
     n = 60
-    lam = np.concatenate([np.linspace(-3.0, -0.5, 24), np.linspace(0.2, 10.0, 36)])  # negative mass 0.4
+    lam = np.concatenate([np.linspace(-3.0, -0.5, 24), np.linspace(0.2, 10.0, 36)])
     model, batches, crit, _ = quadratic_problem(lam, rotate=False)
     out = hessian_spectrum(model, batches, crit, top_k=5, n_hutchinson=10, n_slq=3, slq_steps=n, seed=2, tol=1e-10)
     assert np.allclose(out["eigenvalues"], np.sort(lam)[::-1][:5], rtol=1e-8)
-    # diagonal H and a Rademacher start: every quadrature weight is exactly 1/n
-    assert out["negative_mass"] == pytest.approx(0.4, abs=1e-10)
+    # diagonal H and a Rademacher start: every quadrature weight is exactly 1/n, so SLQ gives the exact value
+    exact = smoothed_negative_mass(lam, None, NEGATIVE_THRESHOLD * 10.0, NEGATIVE_SIGMA * 10.0)
+    assert 0.35 < exact < 0.4  # the 24 eigenvalues below -0.5, less a smoothed share of those near -0.6
+    assert out["negative_mass"] == pytest.approx(exact, abs=1e-10)
+    assert out["negative_threshold"] == pytest.approx(0.6) and out["negative_sigma"] == pytest.approx(0.2)
     dens = out["density"]
     for nodes, weights in zip(dens["nodes"], dens["weights"], strict=True):
         assert sum(weights) == pytest.approx(1.0, abs=1e-12)
@@ -142,13 +154,77 @@ def test_quadratic_eigenvalues_density_and_negative_mass():
     assert np.trapz(values[grid < 0], grid[grid < 0]) == pytest.approx(0.4, abs=0.02)
 
 
+def test_smoothed_negative_mass_definition():
+    lam = np.array([-2.0, -1.0, 0.0, 0.0, 5.0])
+    # far below the threshold counts 1, at the threshold 1/2, zero eigenvalues Φ(-3) each, far above 0
+    assert smoothed_negative_mass(lam, None, 1.0, 1e-9) == pytest.approx((1 + 0.5) / 5)
+    assert smoothed_negative_mass(np.zeros(4), None, 0.3, 0.1) == pytest.approx(0.0013499, rel=1e-4)
+    assert smoothed_negative_mass(lam, np.array([0, 0, 0, 0, 1.0]), 0.1, 0.1) < 1e-12
+    with pytest.raises(ValueError, match="sigma"):
+        smoothed_negative_mass(lam, None, 0.1, 0.0)
+
+
 def test_negative_mass_of_a_rotated_indefinite_quadratic_is_unbiased():
-    # Rotated H: the weights are random, but their expected mass below zero is the fraction of negative eigenvalues.
+    # Rotated H: the weights are random, but their expectation gives the exact smoothed mass.
     lam = np.concatenate([np.linspace(-2.0, -0.1, 20), np.linspace(0.1, 5.0, 60)])
     model, batches, crit, _ = quadratic_problem(lam, rotate=True, seed=3)
     out = hessian_spectrum(model, batches, crit, top_k=1, n_hutchinson=4, n_slq=12, slq_steps=40, seed=4)
-    assert abs(out["negative_mass"] - 0.25) < 4 * out["negative_mass_se"]
+    exact = smoothed_negative_mass(lam, None, NEGATIVE_THRESHOLD * 5.0, NEGATIVE_SIGMA * 5.0)
+    assert abs(out["negative_mass"] - exact) < 3 * out["negative_mass_se"]
     assert 0.0 < out["negative_mass_se"] < 0.05
+
+
+def registry_model(name: str, hidden: int) -> tuple[nn.Module, list]:
+    """A tiny 3-layer model built by the registry (BN statistics set on data), with one batch of random targets.
+
+    Its Hessian has the shape of a network's: a dense bulk of eigenvalues around 0 (the weights are not at a
+    minimum of this loss), a few positive outliers, and a negative tail.
+    """
+    torch.manual_seed(0)
+    layout = FieldLayout.parse("1 vector")
+    model = build_model(ModelSpec(name=name, in_layout=layout, out_layout=layout, hidden=hidden, layers=3, grid=(6, 6)))
+    with torch.no_grad():
+        model.train()(torch.randn(16, 2, 6, 6))
+    gen = torch.Generator().manual_seed(1)
+    return model, [(torch.randn(6, 2, 6, 6, generator=gen), torch.randn(6, 2, 6, 6, generator=gen))]
+
+
+# (model, hidden): 300-600 parameters each; the paper's SLQ settings (5 runs of 80 steps) over 5 seeds
+@pytest.mark.parametrize(("name", "hidden"), [("convnet", 6), ("e2cnn", 2), ("rsteer", 1)])
+def test_negative_mass_matches_the_dense_spectrum_of_registry_models(name, hidden):
+    model, batches = registry_model(name, hidden)
+    crit = nn.functional.mse_loss
+    ev = torch.linalg.eigvalsh(dense_hessian(model, batches, crit).double()).numpy()
+    assert (np.abs(ev) < 0.01 * ev[-1]).mean() > 0.1 and (ev < 0).mean() > 0.25  # a bulk at 0, a negative tail
+    exact = smoothed_negative_mass(ev, None, NEGATIVE_THRESHOLD * ev[-1], NEGATIVE_SIGMA * ev[-1])
+    assert exact > 0.01
+    new, old = [], []
+    for seed in range(5):
+        out = hessian_spectrum(
+            model, batches, crit, top_k=1, n_hutchinson=2, n_slq=5, slq_steps=80, seed=seed, tol=1e-6, cache_graphs=True
+        )
+        assert out["lambda_max"] == pytest.approx(ev[-1], rel=1e-4)
+        z = (out["negative_mass"] - exact) / out["negative_mass_se"]
+        assert abs(z) < 4.6, f"seed {seed}: z = {z:.2f}"  # 99 % of Student's t with 4 dof (SE from 5 runs)
+        new.append((out["negative_mass"], out["negative_mass_se"]))
+        # the old definition (quadrature weight of nodes below 0), from the same Ritz nodes and weights
+        d = out["density"]
+        old.append(
+            [
+                sum(w for t, w in zip(th, ws, strict=True) if t < 0)
+                for th, ws in zip(d["nodes"], d["weights"], strict=True)
+            ]
+        )
+    est, se = np.array(new).T
+    pooled_se = math.sqrt(np.mean(se**2) / len(se))
+    assert abs(est.mean() - exact) < 3 * pooled_se
+    old = np.array(old)
+    old_se = math.sqrt(np.mean(old.var(axis=1, ddof=1) / old.shape[1]) / len(old))
+    old_z = (old.mean() - (ev < 0).mean()) / old_se
+    new_z = (est.mean() - exact) / pooled_se
+    print(f"{name}: n={len(ev)} exact {exact:.4f} SLQ {est.mean():.4f} z {new_z:+.2f}; old definition z {old_z:+.2f}")
+    if name == "convnet":  # the old definition is biased by many SEs where the bulk straddles 0
+        assert old_z > 4
 
 
 def test_hutchinson_is_unbiased_and_its_standard_error_is_calibrated():
@@ -207,14 +283,21 @@ def test_same_seed_same_numbers():
     assert a["trace"] != c["trace"]
 
 
-def test_cached_graphs_give_the_same_products():
-    model, batches = tiny_net(conv=True)
+@pytest.mark.parametrize("conv", [False, True])
+def test_cached_and_batched_graphs_give_the_same_products(conv):
+    model, batches = tiny_net(conv=conv)
     v = torch.randn(3, sum(p.numel() for p in model.parameters()), dtype=DT)
+    crit = nn.functional.mse_loss
     with functional_eval(model):
-        fresh = HessianOperator(model, batches, nn.functional.mse_loss).matmat(v)
-        cached = HessianOperator(model, batches, nn.functional.mse_loss, cache_graphs=True).matmat(v)
-        single = HessianOperator(model, batches, nn.functional.mse_loss).matvec(v[1])
-    assert torch.allclose(fresh, cached, rtol=1e-12, atol=1e-14)
+        loop = HessianOperator(model, batches, crit, batched=False)
+        fresh = loop.matmat(v)
+        batched = HessianOperator(model, batches, crit)
+        cached = HessianOperator(model, batches, crit, cache_graphs=True).matmat(v)
+        vmapped = batched.matmat(v)
+        single = HessianOperator(model, batches, crit).matvec(v[1])
+    assert batched.batched  # the vmapped path ran, it did not fall back
+    for other in (cached, vmapped):
+        assert torch.allclose(fresh, other, rtol=1e-12, atol=1e-14)
     assert torch.allclose(fresh[1], single, rtol=1e-12, atol=1e-14)
 
 
