@@ -1,4 +1,5 @@
-"""Sharpness: closed form on a quadratic loss, exact zero at zero displacement, seeding, exact restore, escnn."""
+"""Sharpness, BLOG and curvature: closed form on a quadratic loss, curvature vs Hessian-vector products,
+linear-term invariance, exact zero at zero displacement, seeding, exact restore, escnn."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import pytest
 import torch
 from torch import nn
 
+from equidyn.measures.hessian import HessianOperator
 from equidyn.measures.sharpness import random_unit_directions, sharpness
+from equidyn.models.base import functional_eval
 
 DT = torch.float64
 
@@ -73,16 +76,72 @@ def test_quadratic_loss_matches_closed_form():
     r = xt @ w - y
     assert out["loss"] == pytest.approx(np.mean(r**2), rel=1e-12)
     per_t = np.zeros(len(ts))
+    curv_t = np.zeros(len(ts))
     for i, d in enumerate(random_unit_directions(6, n_dir, seed)):
         xd = xt @ d.numpy()
         for j, t in enumerate(ts):
             delta = 2 * t * np.mean(r * xd) + t**2 * np.mean(xd**2)
             assert out["loss_perturbed"][i][j] - out["loss"] == pytest.approx(delta, rel=1e-9, abs=1e-14)
             per_t[j] += abs(delta) / n_dir
+            curv_t[j] += t**2 * np.mean(xd**2) / n_dir  # the quadratic's symmetric part, exactly
+    assert out["curvature_per_displacement"] == pytest.approx(curv_t.tolist(), rel=1e-8)
+    assert out["curvature"] == pytest.approx(curv_t.mean(), rel=1e-8)
+    # per unit t²: twice the Gauss-Newton curvature 2·mean(xd²)/2 averaged over directions, the same at every t
+    assert np.allclose(out["curvature_per_t2"], 2 * curv_t / np.array(ts) ** 2, rtol=1e-6)
     assert out["per_displacement"] == pytest.approx(per_t.tolist(), rel=1e-9)
     assert out["sharpness"] == pytest.approx(per_t.mean(), rel=1e-9)
     assert out["sharpness_rel"] == pytest.approx(per_t.mean() / np.mean(r**2), rel=1e-9)
     assert out["n_params"] == 6 and out["displacements"] == ts
+
+
+def curvature_from_hvp(model: nn.Module, batches, crit, n_dir: int, seed: int) -> np.ndarray:
+    """``dᵀHd`` for the measure's own directions, from Hessian-vector products of the same eval-mode loss."""
+    with functional_eval(model):
+        op = HessianOperator(model, batches, crit)
+        dirs = torch.stack(list(random_unit_directions(op.n_params, n_dir, seed)))
+        return torch.einsum("kn,kn->k", op.matmat(dirs).double(), dirs).numpy()
+
+
+def test_curvature_sharpness_matches_hessian_vector_products_at_small_t():
+    model = bn_model()
+    batches = image_batches()
+    crit = nn.functional.mse_loss
+    n_dir, seed, t = 8, 5, 1e-3
+    dhd = curvature_from_hvp(model, batches, crit, n_dir, seed)
+    assert dhd.mean() > 0.1 * np.abs(dhd).max()  # a clearly positive mean, so a 10 % bound is meaningful
+    out = sharpness(model, batches, crit, [t], n_dir, seed)
+    assert out["curvature"] == pytest.approx(t**2 * dhd.mean() / 2, rel=0.1)
+    assert out["curvature_per_t2"][0] == pytest.approx(dhd.mean(), rel=0.1)
+    kappa = (np.array(out["loss_perturbed"])[:, 0] + np.array(out["loss_perturbed_minus"])[:, 0]) / 2 - out["loss"]
+    assert np.allclose(kappa, t**2 * dhd / 2, rtol=0.1, atol=0.01 * t**2 * np.abs(dhd).max())
+    assert out["curvature_se"] == pytest.approx(t**2 / 2 * dhd.std(ddof=1) / np.sqrt(n_dir), rel=0.1)
+
+
+class Tilted(nn.Module):
+    """``model`` plus a loss term linear in the weights: forward returns (output, gᵀw)."""
+
+    def __init__(self, inner: nn.Module, seed: int) -> None:
+        super().__init__()
+        self.inner = inner
+        n = sum(p.numel() for p in inner.parameters())
+        self.register_buffer("g", torch.randn(n, generator=torch.Generator().manual_seed(seed), dtype=DT))
+
+    def forward(self, x: torch.Tensor):
+        w = torch.cat([p.reshape(-1) for p in self.inner.parameters()])
+        return self.inner(x), self.g @ w
+
+
+def test_curvature_sharpness_ignores_a_linear_term_and_the_blog_sharpness_does_not():
+    model = bn_model()
+    batches = image_batches()
+    crit = nn.functional.mse_loss
+    ts = [0.01, 0.05]
+    plain = sharpness(model, batches, crit, ts, 6, seed=2)
+    tilted = sharpness(Tilted(model, seed=9), batches, lambda out, y: crit(out[0], y) + out[1], ts, 6, seed=2)
+    assert tilted["curvature"] == pytest.approx(plain["curvature"], rel=1e-6, abs=1e-12)
+    assert tilted["curvature_per_displacement"] == pytest.approx(plain["curvature_per_displacement"], rel=1e-6)
+    # the BLOG's definition picks up t·|gᵀd|, which here is far larger than the curvature term
+    assert tilted["sharpness"] > 5 * plain["sharpness"]
 
 
 def test_batchnorm_model_at_zero_displacement_is_exactly_zero():
@@ -93,7 +152,7 @@ def test_batchnorm_model_at_zero_displacement_is_exactly_zero():
         train_loss = sum(crit(model(x), y).item() * len(x) for x, y in batches) / 6
     out = sharpness(model, batches, crit, [0.0], n_directions=3, seed=0)
     assert abs(train_loss - out["loss"]) > 1e-3
-    assert out["sharpness"] == 0.0
+    assert out["sharpness"] == 0.0 and out["curvature"] == 0.0
     assert all(v == out["loss"] for row in out["loss_perturbed"] for v in row)
     mixed = sharpness(model, batches, crit, [0.0, 0.1], n_directions=3, seed=0)
     assert mixed["per_displacement"][0] == 0.0 and mixed["per_displacement"][1] > 0.0
