@@ -35,7 +35,7 @@ for _study in W.measured_studies():
             shell:
                 "python -m equidyn.cli measure --study {params.study} --measure {params.measure}"
                 " --settings {params.settings:q} --store {input.store} --checkpoint {input.checkpoint} --out {output}"
-                " --threads {threads} > {log} 2>&1"
+                " --threads {threads} >> {log} 2>&1"
 
 
 rule dynamics_table:

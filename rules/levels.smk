@@ -95,7 +95,7 @@ rule levels_train:
     shell:
         "python -m equidyn.cli levels-train --settings {params.settings:q} --store {input.store} --model {wildcards.model}"
         " --alpha {wildcards.alpha} --level {wildcards.level} --seed {wildcards.seed} --run-dir {params.run_dir}"
-        " --threads {threads} > {log} 2>&1"
+        " --threads {threads} >> {log} 2>&1"
 
 
 rule levels_data_table:

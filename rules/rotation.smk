@@ -54,7 +54,7 @@ rule rotation_train:
     shell:
         "python -m equidyn.cli rotation-train --settings {params.settings:q} --store {input.store} --model {wildcards.model}"
         " --alpha {wildcards.alpha} --seed {wildcards.seed} --run-dir {params.run_dir} --threads {threads}"
-        " > {log} 2>&1"
+        " >> {log} 2>&1"
 
 
 rule rotation_tables:

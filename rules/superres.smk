@@ -32,7 +32,7 @@ rule superres_data:
         ENV
     shell:
         # The JHTDB token is read from the environment variable named in the config; it never appears here.
-        "python -m equidyn.cli superres-data --settings {params.settings:q} --out {output} --threads {threads} > {log} 2>&1"
+        "python -m equidyn.cli superres-data --settings {params.settings:q} --out {output} --threads {threads} >> {log} 2>&1"
 
 
 rule superres_train:
@@ -57,7 +57,7 @@ rule superres_train:
     shell:
         "python -m equidyn.cli superres-train --settings {params.settings:q} --store {input.store} --model {wildcards.model}"
         " --alpha {wildcards.alpha} --seed {wildcards.seed} --run-dir {params.run_dir} --threads {threads}"
-        " > {log} 2>&1"
+        " >> {log} 2>&1"
 
 
 rule superres_table:

@@ -78,7 +78,7 @@ rule tutorial_train:
     shell:
         "python -m equidyn.cli tutorial-train --settings {params.settings:q} --store {input.store} --label {wildcards.label}"
         " --target {wildcards.target} --seed {wildcards.seed} --run-dir {params.run_dir} --threads {threads}"
-        " > {log} 2>&1"
+        " >> {log} 2>&1"
 
 
 rule tutorial_table:

@@ -39,12 +39,12 @@ def test_every_study_implements_the_interface(name: str) -> None:
 
 
 def test_an_unknown_study_is_an_error_naming_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="unknown study 'nope'.*levels"):
+    with pytest.raises(ValueError, match=r"unknown study 'nope'.*levels"):
         catalog.study("nope")
 
 
 def test_checkpoint_names_derive_from_the_early_epoch() -> None:
-    assert runs.EARLY_CHECKPOINT == f"epoch{runs.EARLY_EPOCH}"
+    assert f"epoch{runs.EARLY_EPOCH}" == runs.EARLY_CHECKPOINT
     assert runs.CHECKPOINTS == (runs.EARLY_CHECKPOINT, runs.BEST_CHECKPOINT)
     d = catalog.description("levels")
     files = d.train_files()

@@ -4,6 +4,10 @@ Snakemake marks outputs of a killed job as incomplete, but a reader outside Snak
 resumed download) only sees the file system. Everything equidyn writes therefore goes to a temporary sibling
 first and is renamed into place; ``os.replace`` is atomic on POSIX file systems, so a half-written table, figure,
 checkpoint or zarr store is never visible under the name a downstream rule reads.
+
+A process killed with SIGKILL cannot clean up, so it leaves its hidden temporary sibling behind (at paper scale, a
+partial zarr store per kill). Every atomic write therefore first removes the stale temporaries of *its own* target
+(:func:`remove_stale_temporaries`): the next attempt at an output cleans up after the killed one.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -18,8 +23,35 @@ from pathlib import Path
 from typing import Any
 
 
+def _stale_pattern(name: str) -> re.Pattern[str]:
+    # tempfile's names: prefix + 8 characters of [a-z0-9_] + suffix; ".tmp…" while writing, ".old" while replacing
+    return re.compile(rf"^\.{re.escape(name)}\.[a-z0-9_]{{8}}\.(tmp.*|old)$")
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary siblings an interrupted atomic write of ``path`` left behind; return them.
+
+    Only names of the exact form this module creates for ``path`` match, so other files are never touched. Safe
+    because one output has one writer at a time (Snakemake runs one job per output and locks the directory).
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    pattern = _stale_pattern(path.name)
+    removed = []
+    for entry in path.parent.iterdir():
+        if pattern.match(entry.name):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
+
+
 def _tmp_sibling(path: Path, suffix: str = "") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
     os.close(fd)
     return Path(name)
@@ -47,6 +79,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a fresh temporary directory next to ``path``; on success it replaces ``path`` as a whole."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp

@@ -261,6 +261,13 @@ def _resolve(target: str) -> Callable[..., Any]:
     return getattr(importlib.import_module(module), func)
 
 
+def _accepts(func: Callable[..., Any], name: str) -> bool:
+    """Whether ``func`` has a parameter ``name`` (so ``--threads`` reaches functions that bound their own threads)."""
+    import inspect
+
+    return name in inspect.signature(func).parameters
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="equidyn", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -281,14 +288,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     kwargs = {k: v for k, v in vars(args).items() if k not in ("command", "verbose", "_target")}
-    if "threads" in kwargs:
-        threads = kwargs.pop("threads")
-        if threads:
-            import torch
+    target = _resolve(args._target)
+    threads = kwargs.get("threads")
+    if threads:
+        import torch
 
-            torch.set_num_threads(threads)
+        torch.set_num_threads(threads)
+    if "threads" in kwargs and not _accepts(target, "threads"):
+        del kwargs["threads"]  # the job's threads are applied above; a function that takes them gets them too
     t0 = time.perf_counter()
-    _resolve(args._target)(**kwargs)
+    target(**kwargs)
     logging.getLogger("equidyn").info("%s finished in %.1f s", args.command, time.perf_counter() - t0)
     return 0
 

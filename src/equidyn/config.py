@@ -1,14 +1,23 @@
-"""Configuration: YAML files validated against ``config/schema.yaml``.
+"""Configuration: YAML files validated against ``config/schema.yaml``, then against what the code can run.
 
 The Snakefile validates the merged config at start-up with this module, so a misspelt key stops the workflow
 before any job runs, with an error that names the key and where it sits (``levels.training: unknown key
-'lr_gama'``). The CLI and the tests use the same function.
+'lr_gama'``). The CLI and the tests use the same function. Beyond the schema, :func:`check_runnable` rejects what
+would otherwise fail only after the data were built (minutes in the demo, hours at paper scale): an unknown model,
+a 3-D model in a 2-D study, alpha > 0 for a model without a penalty, a level beyond the base plumes, a dynamics
+selection that selects nothing.
+
+Values given on the command line (``--config 'levels={training: {epochs: 10}}'``) reach the Snakefile as strings;
+:func:`coerce_to_schema` converts them to the types the schema asks for before validation.
+
+Imports stay light (jsonschema, PyYAML, and plain-data tables of the package): no torch, numpy or pandas.
 """
 
 from __future__ import annotations
 
 import copy
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -53,12 +62,20 @@ def _where(error: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "<top level>"
 
 
-def validate_config(config: dict[str, Any]) -> None:
-    """Raise :class:`ConfigError` naming every offending key and its location."""
-    validator = jsonschema.Draft202012Validator(load_schema())
+def validate_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Coerce command-line strings (in place), then raise :class:`ConfigError` naming every offending key.
+
+    Returns ``config`` (the same object, so the Snakefile's ``config`` holds the coerced values).
+    """
+    schema = load_schema()
+    coerce_to_schema(config, schema)
+    validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if not errors:
-        return
+        problems = check_runnable(config)
+        if problems:
+            raise ConfigError("equidyn config cannot run:\n  " + "\n  ".join(problems))
+        return config
     lines = []
     for err in errors:
         if err.validator == "additionalProperties":
@@ -71,6 +88,146 @@ def validate_config(config: dict[str, Any]) -> None:
 
 
 def cli_validate(files: list[str]) -> None:
-    """``equidyn validate-config a.yaml b.yaml``: exit non-zero with the offending keys named."""
-    load_config(files)
+    """``equidyn validate-config a.yaml b.yaml``: exit non-zero with the offending keys named (no traceback)."""
+    try:
+        load_config(files)
+    except (ConfigError, OSError, yaml.YAMLError) as err:
+        raise SystemExit(f"equidyn validate-config: {err}") from None
     print(f"config OK: {' + '.join(files)}")
+
+
+# -- command-line values ---------------------------------------------------------------------------------------
+
+
+def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        node: Any = root
+        for part in schema["$ref"].removeprefix("#/").split("/"):
+            node = node[part]
+        schema = node
+    return schema
+
+
+_BOOLEANS = {"true": True, "false": False}
+
+
+def _scalar(value: str, types: list[str]) -> Any:
+    """``value`` as the first of ``types`` it parses as, or unchanged."""
+    text = value.strip()
+    for kind in types:
+        if kind == "integer" and re.fullmatch(r"[+-]?\d+", text):
+            return int(text)
+        if kind == "number":
+            try:
+                return int(text) if re.fullmatch(r"[+-]?\d+", text) else float(text)
+            except ValueError:
+                continue
+        if kind == "boolean" and text.lower() in _BOOLEANS:
+            return _BOOLEANS[text.lower()]
+        if kind == "null" and text.lower() in ("null", "none", "~", ""):
+            return None
+        if kind == "string":
+            return value
+    return value
+
+
+def coerce_to_schema(value: Any, schema: dict[str, Any], root: dict[str, Any] | None = None) -> Any:
+    """Convert, in place where nested, strings (and numbers) to the types ``schema`` asks for; return the value.
+
+    Snakemake hands ``--config`` values to the Snakefile as strings below the top level (``'10'``) and numbers at the
+    top level (``name=2024`` → ``2024``); a value that does not parse stays as it is, so the schema names it.
+    """
+    root = schema if root is None else root
+    schema = _resolve(schema, root)
+    types = schema.get("type", [])
+    types = [types] if isinstance(types, str) else list(types)
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        for key in list(value):
+            if key in props:
+                value[key] = coerce_to_schema(value[key], props[key], root)
+        return value
+    if isinstance(value, list):
+        items = schema.get("items")
+        if isinstance(items, dict):
+            value[:] = [coerce_to_schema(v, items, root) for v in value]
+        return value
+    if isinstance(value, str) and "enum" in schema and value not in schema["enum"]:
+        return next((e for e in schema["enum"] if str(e).lower() == value.strip().lower()), value)
+    if isinstance(value, str) and types and "string" not in types[:1]:
+        return _scalar(value, types)
+    if isinstance(value, int | float) and not isinstance(value, bool) and types == ["string"]:
+        return str(value)
+    return value
+
+
+# -- what the code can run -------------------------------------------------------------------------------------
+
+
+def check_runnable(config: dict[str, Any]) -> list[str]:
+    """Problems the schema cannot see, each naming its place: models, alphas, levels, dynamics selections."""
+    from .models.registry import MODELS
+    from .runs import EARLY_CHECKPOINT, EARLY_EPOCH
+
+    problems: list[str] = []
+    known = ", ".join(sorted(MODELS))
+    study_ndim = {"levels": 2, "rotation": 2, "tutorial": 2, "superres": 3}
+    for study, ndim in study_ndim.items():
+        section = config.get(study)
+        if not section:
+            continue
+        key = "model" if study == "tutorial" else "name"
+        for i, entry in enumerate(section.get("models", [])):
+            where, name = f"{study}.models[{i}]", entry.get(key)
+            info = MODELS.get(name)
+            if info is None:
+                problems.append(f"{where}.{key}: unknown model {name!r}; known: {known}")
+                continue
+            if info.ndim != ndim:
+                problems.append(f"{where}.{key}: {name!r} is a {info.ndim}-D model; the {study} study needs {ndim}-D")
+            positive = [a for a in entry.get("alphas", [0]) if a > 0]
+            if positive and not info.penalty:
+                problems.append(
+                    f"{where}.alphas: alpha {positive} > 0, but {name!r} has no penalty for alpha to weigh; use [0]"
+                )
+        epochs = section.get("training", {}).get("epochs")
+        if isinstance(epochs, int) and epochs < EARLY_EPOCH:
+            problems.append(f"{study}.training.epochs: {epochs} < {EARLY_EPOCH}, the epoch of {EARLY_CHECKPOINT}")
+    problems += _level_problems(config.get("levels"))
+    problems += _dynamics_problems(config)
+    return problems
+
+
+def _level_problems(levels: dict[str, Any] | None) -> list[str]:
+    """Level ``l`` uses base plumes ``1, 1+l, 1+2l, 1+3l`` (:func:`equidyn.data.smoke_datasets.level_members`)."""
+    if not levels:
+        return []
+    n_sims = int(levels.get("base", {}).get("n_sims", 50))
+    highest = (n_sims - 2) // 3
+    too_high = [lvl for lvl in levels.get("levels", []) if 1 + 3 * lvl >= n_sims]
+    if not too_high:
+        return []
+    return [
+        f"levels.levels: level(s) {too_high} need base plume 1 + 3·level, but levels.base.n_sims is {n_sims} "
+        f"(highest possible level: {highest})"
+    ]
+
+
+def _dynamics_problems(config: dict[str, Any]) -> list[str]:
+    problems = []
+    for i, selection in enumerate(config.get("dynamics", {}).get("runs", [])):
+        study = selection["study"]
+        section = config.get(study)
+        if not section:
+            problems.append(f"dynamics.runs[{i}].study: {study!r} has no config section")
+            continue
+        for key, configured in (("seed", section.get("seeds", [])), ("level", section.get("levels"))):
+            if key not in selection:
+                continue
+            if configured is None:
+                problems.append(f"dynamics.runs[{i}].{key}: the {study} study has no {key}s")
+                continue
+            absent = sorted(set(selection[key]) - set(configured))
+            if absent:
+                problems.append(f"dynamics.runs[{i}].{key}: {absent} not in {study}.{key}s {configured}")
+    return problems

@@ -52,6 +52,10 @@ log = logging.getLogger(__name__)
 KILL_ENV = "EQUIDYN_KILL_AFTER_EPOCH"  # test hook: SIGKILL this process after saving that epoch's state
 
 
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite: training stops before the optimiser step that would spread it."""
+
+
 @dataclass(frozen=True)
 class TrainSettings:
     epochs: int = 50
@@ -77,6 +81,21 @@ class TrainSettings:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainSettings:
         return settings_from_dict(cls, d, "training")
+
+
+def _stop_on_non_finite(loss: torch.Tensor, data_loss: torch.Tensor, epoch: int, batch: int, last: Path) -> None:
+    """Raise :class:`NonFiniteLossError` naming the epoch, the batch and the state that is kept.
+
+    Without this, a NaN loss never improves on the best validation error, no ``best`` checkpoint is ever written,
+    and the run fails much later with a missing file (and again on every rerun). ``state/last.pt`` is the last
+    epoch that ended with finite numbers; it is kept, so a rerun with other settings can be compared against it.
+    """
+    kept = f"the last good state ({last}) is kept" if last.exists() else "no epoch finished, so no state was saved"
+    part = "the data loss" if not bool(torch.isfinite(data_loss)) else "the regulariser term (alpha × penalty)"
+    raise NonFiniteLossError(
+        f"non-finite training loss ({float(loss)}) in epoch {epoch}, batch {batch}: {part} is not finite; "
+        f"{kept}. Check the data for NaN/inf or constant fields, or lower the learning rate."
+    )
 
 
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -147,12 +166,14 @@ def train(
         x = None
         augment = getattr(task, "augment", None)
         augment_generator = _epoch_generator(seed + 7919, epoch)  # its own stream: augmentation never shifts shuffling
-        for idx in order.split(settings.batch_size):
+        for batch, idx in enumerate(order.split(settings.batch_size), start=1):
             x, y = task.batch("train", idx)
             if augment is not None:
                 x, y = augment(x, y, augment_generator)
             data_loss = rollout_loss(task, model, x, y)
             loss = data_loss + alpha * model.regularizer(x) if alpha else data_loss
+            if not bool(torch.isfinite(loss)):
+                _stop_on_non_finite(loss, data_loss, epoch, batch, last)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
