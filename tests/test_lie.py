@@ -208,6 +208,9 @@ def test_position_dependent_operator_pins_the_grid_centre():
     for order, tol in ((2, 0.03), (4, 0.005)):  # a centre off by half a pixel gives 0.22
         out = lie_derivative(lambda v: v * mt, x, layout, layout, 2, order=order, return_fields=True)
         assert rel_err(out["fields"]["z"][0].numpy(), expected) < tol
+    # the 2-D default is order 4: the same field as order=4, below order 2's floor
+    default = lie_derivative(lambda v: v * mt, x, layout, layout, 2, return_fields=True)
+    assert default["order"] == 4 and rel_err(default["fields"]["z"][0].numpy(), expected) < 0.005
 
 
 @pytest.mark.parametrize(("order", "tol_iso"), [(2, 1e-2), (4, 1e-3)])
