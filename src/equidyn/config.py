@@ -34,6 +34,10 @@ class ConfigError(ValueError):
 
 
 def load_schema() -> dict[str, Any]:
+    """The workflow's schema. It lives with the workflow (``config/``), not in the package, so a bare install of the
+    package cannot validate a config: say so instead of failing with a bare ``FileNotFoundError``."""
+    if not SCHEMA_PATH.is_file():
+        raise ConfigError(f"{SCHEMA_PATH} not found: validating a config needs the equidyn repository (config/)")
     with open(SCHEMA_PATH) as fh:
         return yaml.safe_load(fh)
 
