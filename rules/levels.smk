@@ -59,6 +59,8 @@ rule levels_data_ee:
         store=R("data/levels/level{level}.zarr"),
     output:
         R("analysis/levels/data_ee/level{level}.json"),
+    params:
+        frames=" ".join(str(f) for f in LV.get("data_ee", {}).get("frames", [10, -1])),
     log:
         R("logs/levels/data_ee_level{level}.log"),
     benchmark:
@@ -70,7 +72,7 @@ rule levels_data_ee:
     conda:
         ENV
     shell:
-        "python -m equidyn.cli levels-data-ee --store {input.store} --out {output} > {log} 2>&1"
+        "python -m equidyn.cli levels-data-ee --store {input.store} --frames {params.frames} --out {output} > {log} 2>&1"
 
 
 rule levels_train:

@@ -10,6 +10,7 @@ import xarray as xr
 
 from equidyn.data.smoke import PlumePhysics, PlumeSetup, simulate
 from equidyn.data.smoke_datasets import (
+    PUBLISHED_DATA_EE_FRAMES,
     build_level,
     data_equivariance_error,
     frames_dataset,
@@ -83,14 +84,31 @@ def test_level_tasks_are_rotations_of_base_plumes(tmp_path, rng, smooth) -> None
     assert ds.attrs["norm_scale"] == pytest.approx(np.sqrt((train**2).sum(2).mean()))
     d = velocity[[1, 4, 7, 10]].astype(np.float64)
     expected = np.mean([np.abs(d[0] - d[j]).mean() for j in (1, 2, 3)])
-    assert data_equivariance_error(ds) == pytest.approx(expected)
+    assert data_equivariance_error(ds, frames=None) == pytest.approx(expected)  # every stored frame
+
+
+def test_data_ee_is_the_published_frame_window(tmp_path, rng, smooth) -> None:
+    # issue 9: W22 averaged over the saved frames [10:-1], i.e. frames 10 .. n-2 of the kept ones
+    base, velocity = _fake_base(tmp_path, rng, smooth, n_frames=16)
+    build_level(base, 2, {"train": [0, 8], "valid": [8, 12], "test": [12, 16]}, tmp_path / "l2.zarr")
+    ds = open_store(tmp_path / "l2.zarr")
+    d = velocity[[1, 3, 5, 7]].astype(np.float64)
+    published = np.mean([np.abs(d[0, 10:15] - d[j, 10:15]).mean() for j in (1, 2, 3)])
+    assert PUBLISHED_DATA_EE_FRAMES == (10, -1)
+    assert data_equivariance_error(ds) == pytest.approx(published, rel=1e-12)
+    assert data_equivariance_error(ds, (0, 4)) == pytest.approx(
+        np.mean([np.abs(d[0, :4] - d[j, :4]).mean() for j in (1, 2, 3)]), rel=1e-12
+    )
+    assert data_equivariance_error(ds, None) != pytest.approx(published)
+    with pytest.raises(ValueError, match=r"\[20:-1\] selects no frame of the 16"):
+        data_equivariance_error(ds, (20, -1))
 
 
 def test_level_zero_is_exactly_symmetric(tmp_path, rng, smooth) -> None:
     base, _ = _fake_base(tmp_path, rng, smooth)
     build_level(base, 0, {"train": [0, 5], "valid": [5, 7], "test": [7, 10]}, tmp_path / "l0.zarr")
     ds = open_store(tmp_path / "l0.zarr")
-    assert data_equivariance_error(ds) == 0.0
+    assert data_equivariance_error(ds, frames=None) == 0.0
     v = ds.velocity.values
     layout = FieldLayout.of(("vector", v.shape[1]))
     for k in (1, 2, 3):

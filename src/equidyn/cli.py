@@ -54,8 +54,8 @@ COMMANDS: dict[str, tuple[str, list[Arg], str]] = {
     ),
     "levels-data-ee": (
         "equidyn.studies.levels:data_ee",
-        [_a("--store", required=True), OUT],
-        "data equivariance error of one level",
+        [_a("--store", required=True), OUT, _a("--frames", type=int, nargs=2, default=None)],
+        "data equivariance error of one level over the stored frames [start:stop] (default: published [10:-1])",
     ),
     "levels-train": (
         "equidyn.studies.levels:train_run",

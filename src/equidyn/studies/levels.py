@@ -38,13 +38,21 @@ def build_level(settings: dict[str, Any], base: str | os.PathLike, level: int, o
     return build_level(base, level, settings["splits"], out)
 
 
-def data_ee(store: str | os.PathLike, out: str | os.PathLike) -> float:
-    from ..data.smoke_datasets import data_equivariance_error
+def data_ee(store: str | os.PathLike, out: str | os.PathLike, frames: list[int] | None = None) -> float:
+    """The level's data EE over the stored frames ``[start:stop]`` (``frames``; default: the published window)."""
+    from ..data.smoke_datasets import PUBLISHED_DATA_EE_FRAMES, data_equivariance_error
     from ..store import open_store
 
+    window = tuple(frames) if frames is not None else PUBLISHED_DATA_EE_FRAMES
     ds = open_store(store)
-    value = data_equivariance_error(ds)
-    write_json(out, {"level": int(ds.attrs["level"]), "data_ee": value, "data_sha": ds.attrs["content_sha256"]})
+    value = data_equivariance_error(ds, window)
+    record = {
+        "level": int(ds.attrs["level"]),
+        "data_ee": value,
+        "data_ee_frames": list(window),
+        "data_sha": ds.attrs["content_sha256"],
+    }
+    write_json(out, record)
     return value
 
 
