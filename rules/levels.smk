@@ -1,4 +1,4 @@
-# The symmetry-level study (issue: workflow backbone). Base plumes -> level datasets -> one training job per
+# The symmetry-level study ([W22] Fig. 4, [BLOG]). Base plumes -> level datasets -> one training job per
 # (model, alpha, level, seed) -> evaluation of the epoch-3 and best checkpoints -> tables -> figure.
 
 LV = config["levels"]

@@ -1,4 +1,4 @@
-# The rotation-equivariance tutorial (REFERENCE §6): a user's NetCDF (`--config tutorial_data=PATH`) or the built-in
+# The rotation-equivariance tutorial ([TUT]): a user's NetCDF (`--config tutorial_data=PATH`) or the built-in
 # file made from horizontal slices of the turbulence data -> prepared store -> one job per (target, model, seed)
 # that trains on orientation-biased data and tests on rotated data -> table and figures.
 

@@ -1,6 +1,6 @@
 """JHTDB ``isotropic1024coarse`` crops through ``givernylocal``, with retries, resume and a safe token.
 
-The published super-resolution data (REFERENCE §4) were most likely random 64³ crops of JHTDB's forced
+The published super-resolution data ([W24, BLOG]) were most likely random 64³ crops of JHTDB's forced
 isotropic turbulence at native resolution. :func:`download_jhtdb` fetches such crops: ``n_samples`` of
 them, each ``n_times`` snapshots ``time_stride`` stored frames apart, at positions and times drawn from a
 fixed seed, and writes them in the store layout shared with the offline solver

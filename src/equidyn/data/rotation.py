@@ -5,7 +5,7 @@ the base inflow/force ``(grid/2, inflow_y)/(0, +1)`` turned by ``j·90°`` with 
 grid exactly W22's (32,5)/(0,1), (59,32)/(−1,0), (32,59)/(0,−1), (5,32)/(1,0) — and direction ``j = 2`` (the top
 inflow) has its force multiplied by ``asymmetry`` (1.1), which breaks the C4 symmetry of the data on purpose.
 
-Splits (REFERENCE §2) are by plume and by *frame range*: ``train``, ``valid`` and ``test_future`` use the plumes
+Splits ([W22]) are by plume and by *frame range*: ``train``, ``valid`` and ``test_future`` use the plumes
 not held out, in consecutive, disjoint frame ranges; ``test_domain`` uses the held-out ``(k, j)`` plumes. A window
 must lie entirely inside its split's range, so no validation or test frame is ever part of a training window (the
 published windows overlapped). The normalisation scale — the rms speed of the train frames of the train plumes —

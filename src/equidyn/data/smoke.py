@@ -1,6 +1,6 @@
 """PhiFlow 2-D buoyant smoke plumes, simulated in batches and stored at cell centres.
 
-Physics (W22, REFERENCE §1): a closed box of ``grid × grid`` cells with ``dx = 1``; smoke is a centred grid with
+Physics (W22, [W22]): a closed box of ``grid × grid`` cells with ``dx = 1``; smoke is a centred grid with
 BOUNDARY extrapolation, velocity a staggered grid with ZERO extrapolation. Each step: MacCormack advection of the
 smoke (``smoke_dt``) plus the inflow (a disc added every step); semi-Lagrangian self-advection of the velocity
 (``velocity_dt``) plus the buoyancy ``smoke × force`` resampled onto the faces; a pressure projection.

@@ -1,4 +1,4 @@
-"""Super-resolution inputs and targets from a turbulence store (REFERENCE §4).
+"""Super-resolution inputs and targets from a turbulence store ([W24, BLOG]).
 
 A turbulence store (offline solver or JHTDB, same layout) holds ``velocity`` with dims
 ``(sample, time, component, z, y, x)``, components in (x, y, z) order. The super-resolution task of

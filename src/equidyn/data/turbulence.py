@@ -1,6 +1,6 @@
 """Offline forced isotropic turbulence: a compact pseudo-spectral Navier–Stokes solver on ``torch.fft``.
 
-The super-resolution study (REFERENCE §4) was run on JHTDB's ``isotropic1024coarse``, which needs a personal
+The super-resolution study ([W24, BLOG]) was run on JHTDB's ``isotropic1024coarse``, which needs a personal
 token and the network. This module is the embedded default that lets the whole pipeline run offline: it solves
 the incompressible Navier–Stokes equations in a 2π-periodic box,
 
@@ -18,7 +18,7 @@ in Fourier space (rotational form; ``P`` the Leray projection onto divergence-fr
   vertical at ``f_c/2``). It does no work, so the energy budget is unchanged, and it commutes with every
   rotation about z — but Ω ∝ ẑ is a pseudo-vector, so it breaks the mirrors that flip a horizontal axis
   (tests/test_turbulence.py shows both). The rotation tutorial uses it to ask whether Coriolis breaks the
-  symmetry a D4 model imposes (REFERENCE §6).
+  symmetry a D4 model imposes ([TUT]).
 
 Physical units are explicit: lengths in the box's units (side 2π), velocity and time in the units in which the
 forcing power ``ε`` and viscosity ``ν`` are given. By default ``ν`` is chosen from ``k_max η`` (the resolution

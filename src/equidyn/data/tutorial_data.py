@@ -4,7 +4,7 @@
 (vertical velocity ``w``, temperature or buoyancy). The config names the variables and the two horizontal dims; all
 other dims are flattened into samples. The built-in file is made by :func:`builtin_from_turbulence` from horizontal
 slices of the offline turbulence, with a uniform wind along +x added (a Galilean shift, so still a Navier–Stokes
-flow): every training wind "blows along +x", the situation of the tutorial (REFERENCE §6).
+flow): every training wind "blows along +x", the situation of the tutorial ([TUT]).
 
 **Targets**, computed here with a box filter ``F`` of odd width (or read from the file):
 

@@ -1,7 +1,7 @@
 """Hessian spectra of the training loss: top eigenvalues, trace ± standard error, and an SLQ spectral density.
 
 All three come from Hessian-vector products (HVPs) of ``L(w)``, the sample-weighted mean loss over a fixed, seeded
-data subset (REFERENCE §5), evaluated inside :class:`~equidyn.models.base.functional_eval` (BatchNorm on running
+data subset ([BLOG]), evaluated inside :class:`~equidyn.models.base.functional_eval` (BatchNorm on running
 statistics; escnn filters re-expanded from the parameters, so second derivatives flow through the basis
 expansion instead of hitting a cached filter).
 

@@ -8,7 +8,7 @@ the Lie derivative of a map ``F`` at input ``x`` is
 where ``A = d/dt g_t·`` is the infinitesimal action. It rotates positions *and* components:
 
 * scalar field  ``s``:  ``A s = −(J p)·∇s``;
-* vector field ``v``:  ``A v = J v − (J p)·∇v``  (the published code rotated components as scalars, REFERENCE §5).
+* vector field ``v``:  ``A v = J v − (J p)·∇v``  (the published code rotated components as scalars, [BLOG]).
 
 ``L F(x) = 0`` for every ``x`` iff ``F`` is equivariant to the continuous rotations; its size, relative to
 ``‖F(x)‖``, measures how far a trained network is from that, also for networks built for C4 only.

@@ -1,4 +1,4 @@
-"""Two sharpness measures along the same seeded random unit directions in parameter space (REFERENCE §5).
+"""Two sharpness measures along the same seeded random unit directions in parameter space ([BLOG]).
 
 * **BLOG sharpness** (kept for comparability with the published numbers):
 

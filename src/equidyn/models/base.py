@@ -4,7 +4,7 @@ A model maps ``(batch, C_in, *grid)`` to ``(batch, C_out, *grid)``; ``in_layout`
 group representation each channel carries, so the symmetry spine can transform inputs and outputs and the
 measures can check equivariance without knowing the architecture. Relaxed and soft-constrained models expose
 their penalty through :meth:`FieldModel.regularizer`; training adds ``alpha * regularizer`` *linearly* to the
-data loss (the published code squared it and skipped it on CPU, REFERENCE §2).
+data loss (the published code squared it and skipped it on CPU, [W22]).
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ class functional_eval:
 
     escnn's convolutions cache their expanded filter when put in eval mode, so after ``model.eval()`` an in-place
     weight perturbation (sharpness) or a functional parameter substitution (Hessian-vector products) changes
-    nothing, and repeated backward passes through the cached filter fail (REFERENCE §5). Inside this context
+    nothing, and repeated backward passes through the cached filter fail ([BLOG]). Inside this context
     normalisation layers use their running statistics (true eval behaviour) while every module that expands
     its filter from parameters re-expands it on each call. The previous modes are restored on exit.
     """

@@ -5,11 +5,11 @@ representation ``ρ_in`` to fields of ``ρ_out`` equivariantly iff ``K(M_g y) = 
 every ``g``. Every layer here satisfies this *by construction*, by transforming free base kernels with
 :meth:`GridGroup.act` — the same exact ``permute``/``flip`` + signed-channel-permutation action that
 transforms the data. No kernel is ever interpolated, so filters are exact and twice differentiable (the
-published relaxed models rotated kernels with ``grid_sample``, REFERENCE §3).
+published relaxed models rotated kernels with ``grid_sample``, [W22]).
 
 * **Lift** (any field layout → ``n regular``): ``K[(o, g)] = act(g, B[o], in_layout)`` — one base kernel per
   output field, transformed by every group element. For vector inputs this is the vector→regular constraint,
-  so velocity enters as a vector field, not as three scalars (the published GCNN's defect, REFERENCE §4).
+  so velocity enters as a vector field, not as three scalars (the published GCNN's defect, [W24, BLOG]).
 * **Group convolution** (``n regular`` → ``m regular``): ``Ψ(g, h)(y) = ψ(g⁻¹h)(g⁻¹y)``, i.e. the lift formula
   with ``in_layout = n regular``. *Separable* (default): ``ψ[o, i, k](y) = a[o, i, k] · s[o](y)``, computed as
   a pointwise group-mixing convolution followed by a depthwise spatial one — ``|G|·n·m + 27·m`` parameters
@@ -18,7 +18,7 @@ published relaxed models rotated kernels with ``grid_sample``, REFERENCE §3).
 * **Projection** (``n regular`` → any layout): ``K[:, (i, h)] = act(h, B[i], out_layout)`` — the transpose of
   the lift; velocity leaves as a vector field.
 
-**Relaxed** layers (W24 RGCNN, REFERENCE §3–4) use ``L`` filter banks and per-bank weights over the group:
+**Relaxed** layers (W24 RGCNN, [W22, W24]) use ``L`` filter banks and per-bank weights over the group:
 ``Ψ(g, h) = Σ_l w_l(h) Ψ_l(g⁻¹h)`` with ``h`` the *input* group element (for the lift, which has no input
 group axis, ``w_l(g)`` weights the output element). ``w`` starts constant over the group, so a relaxed layer
 starts exactly equivariant; :meth:`relaxation_penalty` is ``Σ_l Σ_{g,h} |w_l(g) − w_l(h)|``, zero iff it is.
@@ -48,7 +48,7 @@ def upsample2(x: torch.Tensor) -> torch.Tensor:
     edge clamping is symmetric. So it commutes with every ``permute``/``flip`` (and acts per channel, so with
     every channel permutation). A stride-2 transposed convolution with padding 1 / output padding 1, as
     published, maps coarse voxel ``i`` to fine voxel ``2i`` — half a fine voxel off-centre, so rotations shift
-    its output by one voxel (REFERENCE §4; ``tests/test_superres_models.py`` shows both).
+    its output by one voxel ([W24, BLOG]; ``tests/test_superres_models.py`` shows both).
     """
     return F.interpolate(x, scale_factor=2, mode="trilinear", align_corners=False)
 
@@ -153,7 +153,7 @@ class _Relaxation(nn.Module):
         self.weights = nn.Parameter(torch.ones(banks, order))
 
     def penalty(self) -> torch.Tensor:
-        """``Σ_l Σ_{g,h} |w_l(g) − w_l(h)|`` over all ordered pairs (W24's regulariser, REFERENCE §3)."""
+        """``Σ_l Σ_{g,h} |w_l(g) − w_l(h)|`` over all ordered pairs (W24's regulariser, [W22])."""
         w = self.weights
         return (w[:, :, None] - w[:, None, :]).abs().sum()
 

@@ -5,7 +5,7 @@ A *group convolution* maps ``I`` regular fields to ``O`` regular fields with the
 kernel stencil) per output field, transformed by every group element ``g``. That is exactly
 ``K[(o, g)] = C4().act(g, ψ[o], "I regular")`` — the spine's ``rot90`` plus the regular channel shift — so the
 filter is exact in floating point and twice differentiable (Hessian-vector products by double backward are
-tested). REFERENCE §3 records that the published model rotated kernels by bilinear ``grid_sample`` (off by
+tested). [W22] records that the published model rotated kernels by bilinear ``grid_sample`` (off by
 round-off, as ``cos(π/2) ≠ 0`` in floating point, and in the way of Hessians) and had no nonlinearity, so the
 whole "network" was linear.
 

@@ -1,7 +1,7 @@
 """The three models of the symmetry-level study: ConvNet (no symmetry), E2CNN (strict C4) and RSteer (relaxed C4).
 
 All three share one topology so that only the imposed symmetry differs: ``layers`` 3×3 convolutions, each but the
-last followed by batch normalisation and ReLU (REFERENCE §3). E2CNN and RSteer are escnn networks on
+last followed by batch normalisation and ReLU ([W22]). E2CNN and RSteer are escnn networks on
 ``rot2dOnR2(4)`` with regular hidden fields; they receive and return tensors in equidyn's physical frame and map
 to escnn's frame with :mod:`equidyn.symmetry.escnn_frame`.
 
@@ -9,7 +9,7 @@ RSteer is the E2CNN with each convolution replaced by :class:`RelaxedR2Conv`, wh
 the kernel tap. Its coefficients start constant over taps (copied from an escnn R2Conv initialisation), and its
 bias is escnn's equivariant bias, so at initialisation — and whenever the coefficients are constant — it *is* the
 E2CNN (tested). The published version had a per-channel bias and a random per-tap initialisation, so it was never
-equivariant, even at α → ∞ (REFERENCE §3).
+equivariant, even at α → ∞ ([W22]).
 """
 
 from __future__ import annotations

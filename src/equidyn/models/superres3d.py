@@ -1,6 +1,6 @@
 """The three 3-D super-resolution models of W24 Exp. 5.5 / BLOG: CNN, GCNN (strict O_h) and RGCNN (relaxed).
 
-All three share the BLOG topology (REFERENCE §4), so that only the imposed symmetry differs::
+All three share the BLOG topology ([W24, BLOG]), so that only the imposed symmetry differs::
 
     lift (3×3×3 conv + ReLU) → [UpBlock ×2 → ConvBlock] × log2(upsample_factor) → output conv
 
@@ -46,7 +46,7 @@ from .registry import register
 
 #: ``hidden`` that puts each model at the BLOG parameter budget (O_h, separable, kernel 3, factor 4).
 PAPER_HIDDEN = {"cnn3d": 24, "gcnn3d": 17, "rgcnn3d": 10}
-#: BLOG parameter counts (REFERENCE §4) that :data:`PAPER_HIDDEN` approximates.
+#: BLOG parameter counts ([W24, BLOG]) that :data:`PAPER_HIDDEN` approximates.
 BLOG_BUDGETS = {"cnn3d": 132_795, "gcnn3d": 123_801, "rgcnn3d": 130_175}
 INPUT_LAYOUT = "3 vector"
 OUTPUT_LAYOUT = "1 vector"

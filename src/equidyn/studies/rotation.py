@@ -34,7 +34,7 @@ RUN_KEYS = (
     "evaluation",
 )
 
-# W22 Table 1, rotation rows: RMSE on test-future / test-domain (REFERENCE §2), by equidyn model name.
+# W22 Table 1, rotation rows: RMSE on test-future / test-domain ([W22]), by equidyn model name.
 W22_RMSE = {
     "mlp": (1.38, 1.34),
     "convnet": (1.21, 1.10),

@@ -24,7 +24,7 @@ DESCRIPTION = StudyDescription(
 
 RUN_KEYS = ("group", "data", "training", "evaluation")
 
-# Published test MAE (REFERENCE §4; the papers quote ×1e-1, stored here in plain units): (mean, sd).
+# Published test MAE ([W24, BLOG]; the papers quote ×1e-1, stored here in plain units): (mean, sd).
 W24_MAE = {"cnn3d": (0.122, 0.004), "gcnn3d": (0.112, 0.002), "rgcnn3d": (0.100, 0.001)}
 BLOG_MAE = {"cnn3d": (0.0992, 0.003), "gcnn3d": (0.0928, 0.004), "rgcnn3d": (0.0915, 0.004)}
 BLOG_PARAMS = {"cnn3d": 132_795, "gcnn3d": 123_801, "rgcnn3d": 130_175}

@@ -2,7 +2,7 @@
 
 A plain CNN, an escnn C4 model and the CNN trained with random C4 rotations (the soft-constraint baseline) learn a
 filtered flux from ``(u, v)`` + a scalar on orientation-biased samples, then are tested on the held-out samples
-rotated by 0°, 90°, 180° and 270° against the correspondingly transformed truth (REFERENCE §6).
+rotated by 0°, 90°, 180° and 270° against the correspondingly transformed truth ([TUT]).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ physical frame (y along +row). A reflection conjugates rotations to their invers
 * scalar and sign fields are unchanged.
 
 Feeding ``(u, v)`` to escnn without this map gives a network that is equivariant to the physical rotation
-composed with ``v ↦ −v`` at odd rotations — the defect of the published code (REFERENCE §1). The models wrap
+composed with ``v ↦ −v`` at odd rotations — the defect of the published code ([W22]). The models wrap
 their escnn core in :func:`to_escnn` / :func:`from_escnn`, and tests check the correspondence against escnn's own
 ``GeometricTensor.transform``.
 """

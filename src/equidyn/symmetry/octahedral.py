@@ -1,4 +1,4 @@
-"""O_h and O: the symmetries of a cubic grid (the 3-D super-resolution study, REFERENCE §4).
+"""O_h and O: the symmetries of a cubic grid (the 3-D super-resolution study, [W24, BLOG]).
 
 O_h is the group of the 48 signed permutation matrices of ``(x, y, z)``: every 90° rotation about a coordinate
 axis, their compositions, and their compositions with the inversion ``p ↦ -p``. O is its chiral subgroup of
@@ -6,7 +6,7 @@ the 24 with determinant +1 (proper rotations only). Both act on a cubic grid *ex
 ``permute`` of the trailing ``(z, y, x)`` axes followed by ``flip`` s, and the fibre part a signed permutation
 of the vector components — no interpolation, so the action is exact in floating point and differentiable to
 any order. (The published GCNN used O and treated velocity components as scalars, so it was not equivariant to
-rotations of a velocity field, REFERENCE §4; here vectors always rotate with the grid.)
+rotations of a velocity field, [W24, BLOG]; here vectors always rotate with the grid.)
 
 Element order is deterministic: the 24 rotations come first, enumerated as (axis permutation in
 ``itertools.permutations`` order) × (sign pattern in ``itertools.product((1, -1))`` order), keeping

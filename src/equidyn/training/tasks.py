@@ -5,7 +5,7 @@ Two kinds cover every study:
 * :class:`ForecastTask` — autoregressive forecasting from a window of ``input_frames`` frames (smoke studies). The
   windows are index pairs ``(sim, start)`` into one frame array, so overlapping windows cost no memory. Each split
   only contains windows that lie *entirely* inside its frame range, which is what guarantees that no validation or
-  test target is ever seen in a training window (REFERENCE §2 lists the overlap in the published code).
+  test target is ever seen in a training window ([W22] lists the overlap in the published code).
 * :class:`PairTask` — plain input → target pairs (super-resolution, tutorial).
 
 Everything is held normalised by one positive scalar ``scale`` (a vector field's rms speed: a scalar keeps the
@@ -129,7 +129,7 @@ def score(task: Task, model: nn.Module, split: str, batch_size: int = 64) -> dic
     """Physical-unit scores of ``split``: RMSE and MAE over all samples, steps and elements, and RMSE per step.
 
     Sample means, not means of batch means, so every sample weighs the same (the published 3-D test MAE was a
-    per-batch mean, REFERENCE §4).
+    per-batch mean, [W24, BLOG]).
     """
     sq = ab = count = None
     for start in range(0, task.n(split), batch_size):
