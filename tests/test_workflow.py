@@ -121,8 +121,8 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     dyn = tables["dynamics"]
     measured = dyn[dyn.lie_derivative.notna()]
     assert len(measured) > 0
-    for column in ("sharpness", "sharpness_rel", "hessian_lambda_max", "hessian_trace", "hessian_trace_se",
-                   "hessian_negative_mass"):  # fmt: skip
+    for column in ("sharpness_blog", "sharpness_blog_rel", "sharpness_curvature", "sharpness_curvature_se",
+                   "hessian_lambda_max", "hessian_trace", "hessian_trace_se", "hessian_negative_mass"):  # fmt: skip
         assert measured[column].notna().all(), column
     assert set(measured.checkpoint) == {"epoch3", "best"}
     assert set(measured.study) == {"levels", "superres"}

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..runs import BEST_CHECKPOINT, CHECKPOINTS, EARLY_CHECKPOINT, EARLY_EPOCH
+from ..stats import mean_ci
 from . import style
 
 
@@ -18,6 +19,23 @@ def _alpha_axis(ax, alphas: list[float]) -> None:
     positive = [a for a in alphas if a > 0]
     ax.set_xscale("symlog", linthresh=min(positive) if positive else 1e-6)
     ax.set_xlabel("imposed alpha (relaxation penalty weight)")
+
+
+def _ci_stats(grouped) -> pd.DataFrame:
+    """Per group: ``mean`` over seeds and the error-bar lengths ``lo``/``hi`` of its 95 % t interval (0 below 2
+    seeds, where there is no interval), so every error bar in these figures is a confidence interval, not an sd."""
+
+    def row(values: pd.Series) -> pd.Series:
+        est = mean_ci(list(values))
+        if est.n < 2:
+            return pd.Series({"mean": est.mean, "lo": 0.0, "hi": 0.0})
+        return pd.Series({"mean": est.mean, "lo": est.mean - est.ci_low, "hi": est.ci_high - est.mean})
+
+    return grouped.apply(row).unstack().reset_index()
+
+
+def _yerr(stats: pd.DataFrame) -> np.ndarray:
+    return np.vstack([stats["lo"].to_numpy(float), stats["hi"].to_numpy(float)])
 
 
 def _relaxed(df: pd.DataFrame) -> set[str]:
@@ -37,11 +55,11 @@ def ee_vs_alpha(levels_csv: str | os.PathLike, out: str | os.PathLike) -> None:
         for model in sorted(relaxed):
             for i, level in enumerate(levels):
                 g = sub[(sub.model == model) & (sub.level == level)]
-                stats = g.groupby("alpha").ee.agg(["mean", "std"]).reset_index()
+                stats = _ci_stats(g.groupby("alpha").ee)
                 ax.errorbar(
                     stats.alpha,
                     stats["mean"],
-                    yerr=stats["std"].fillna(0),
+                    yerr=_yerr(stats),
                     marker="o",
                     capsize=2,
                     color=cmap(i / max(len(levels) - 1, 1)),
@@ -74,13 +92,13 @@ def lie_vs_alpha(dynamics_csv: str | os.PathLike, out: str | os.PathLike) -> Non
             for level in groups:
                 g = c if level is None else c[c.level == level]
                 for model, gm in g.groupby("model"):
-                    stats = gm.groupby("alpha").lie_derivative.agg(["mean", "std"]).reset_index()
+                    stats = _ci_stats(gm.groupby("alpha").lie_derivative)
                     label = f"{model} {ckpt}" + ("" if level is None else f" L{int(level)}")
                     style_ = "-" if model in relaxed else ":"
                     ax.errorbar(
                         stats.alpha,
                         stats["mean"],
-                        yerr=stats["std"].fillna(0),
+                        yerr=_yerr(stats),
                         marker=marker,
                         linestyle=style_,
                         color=style.color(model),
@@ -100,7 +118,7 @@ def lie_vs_alpha(dynamics_csv: str | os.PathLike, out: str | os.PathLike) -> Non
 
 
 def levels_curves(history_files: list[str], out: str | os.PathLike) -> None:
-    """Train and validation RMSE against epoch at one level (mean ± sd over seeds), per (model, alpha)."""
+    """Train and validation RMSE against epoch at one level (mean and 95 % CI over seeds), per (model, alpha)."""
     frames = []
     for path in history_files:
         parts = Path(path).parts  # …/runs/levels/<model>/alpha<a>/level<l>/seed<s>/history.csv
@@ -112,24 +130,24 @@ def levels_curves(history_files: list[str], out: str | os.PathLike) -> None:
     fig, axes = style.figure(ncols=2, width=3.3, height=2.7)
     for ax, col, title in zip(axes[0], ("train_rmse", "val_rmse"), ("train", "validation"), strict=True):
         for (model, alpha), g in df.groupby(["model", "alpha"]):
-            stats = g.groupby("epoch")[col].agg(["mean", "std"]).reset_index()
+            stats = _ci_stats(g.groupby("epoch")[col])
             label = f"{model} α={alpha:g}" if model in _relaxed(df) else model
             ax.plot(
                 stats.epoch, stats["mean"], color=style.color(model), label=label, linestyle="--" if alpha > 0 else "-"
             )
-            lo, hi = stats["mean"] - stats["std"].fillna(0), stats["mean"] + stats["std"].fillna(0)
+            lo, hi = stats["mean"] - stats["lo"], stats["mean"] + stats["hi"]
             ax.fill_between(stats.epoch, lo, hi, color=style.color(model), alpha=0.15, linewidth=0)
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"{title} RMSE (velocity units)")
         ax.set_yscale("log")
     axes[0][0].legend(frameon=False, fontsize=6)
     level = ",".join(sorted(df.level.unique()))
-    fig.suptitle(f"Smoke level {level}: learning curves (band: ± sd over {df.seed.nunique()} seeds)", fontsize=9)
+    fig.suptitle(f"Smoke level {level}: learning curves (band: 95 % CI over {df.seed.nunique()} seeds)", fontsize=9)
     style.save(fig, out, f"source: runs/levels/*/level{level}/*/history.csv ({len(history_files)} runs)")
 
 
 def test_rmse_bars(levels_csv: str | os.PathLike, out: str | os.PathLike) -> None:
-    """Test RMSE of the best checkpoints per (model, alpha), grouped by data level, mean ± sd over seeds."""
+    """Test RMSE of the best checkpoints per (model, alpha), grouped by data level, mean and 95 % CI over seeds."""
     df = pd.read_csv(levels_csv)
     df = df[df.checkpoint == "best"]
     series = sorted({(m, a) for m, a in zip(df.model, df.alpha, strict=True)})
@@ -139,15 +157,15 @@ def test_rmse_bars(levels_csv: str | os.PathLike, out: str | os.PathLike) -> Non
     width = 0.8 / len(series)
     relaxed = _relaxed(df)
     for i, (model, alpha) in enumerate(series):
-        g = df[(df.model == model) & (df.alpha == alpha)].groupby("level").test_rmse.agg(["mean", "std"])
-        g = g.reindex(levels)
+        g = _ci_stats(df[(df.model == model) & (df.alpha == alpha)].groupby("level").test_rmse)
+        g = g.set_index("level").reindex(levels)
         x = np.arange(len(levels)) + (i - (len(series) - 1) / 2) * width
         label = f"{model} α={alpha:g}" if model in relaxed else model
         ax.bar(
             x,
             g["mean"],
             width,
-            yerr=g["std"].fillna(0),
+            yerr=_yerr(g.fillna(0)),
             color=style.color(model),
             capsize=2,
             label=label,
@@ -158,7 +176,7 @@ def test_rmse_bars(levels_csv: str | os.PathLike, out: str | os.PathLike) -> Non
     ax.set_xticks(np.arange(len(levels)), [f"level {lvl}" for lvl in levels])
     ax.set_ylabel("test RMSE (velocity units)")
     ax.legend(frameon=False, fontsize=6, ncol=2)
-    fig.suptitle(f"Test RMSE per model (best checkpoint, mean ± sd over {df.seed.nunique()} seeds)", fontsize=9)
+    fig.suptitle(f"Test RMSE per model (best checkpoint, mean and 95 % CI over {df.seed.nunique()} seeds)", fontsize=9)
     style.save(fig, out, style.lineage_footer(df, "tables/levels.csv"))
 
 
@@ -195,24 +213,34 @@ def hessian_density(hessian_files: list[str], out: str | os.PathLike) -> None:
 
 
 def sharpness(dynamics_csv: str | os.PathLike, out: str | os.PathLike) -> None:
-    """Sharpness (absolute and relative to L(w)) at epoch 3 and at the best epoch, per model, per study."""
+    """The two sharpness measures at epoch 3 and at the best epoch, per model, per study (mean, 95 % CI over seeds).
+
+    Left: the BLOG's sharpness mean |L(w+td) − L(w)|, first *and* second order (comparable with the published
+    numbers, not a curvature). Right: the curvature sharpness mean [(L(w+td) + L(w−td))/2 − L(w)], signed.
+    """
     df = pd.read_csv(dynamics_csv)
-    df = df[df.sharpness.notna()]
+    df = df[df.sharpness_blog.notna()]
     studies = [s for s in ("levels", "superres", "rotation") if s in set(df.study)]
     fig, axes = style.figure(ncols=2, nrows=len(studies), width=3.3, height=2.5)
+    labels = {
+        "sharpness_blog": "BLOG sharpness mean|ΔL| (1st+2nd order)",
+        "sharpness_curvature": "curvature sharpness mean[(L₊+L₋)/2 − L]",
+    }
     for row, study in enumerate(studies):
         sub = df[df.study == study]
         series = sorted({(m, a) for m, a in zip(sub.model, sub.alpha, strict=True)})
-        for col, metric in enumerate(("sharpness", "sharpness_rel")):
+        for col, metric in enumerate(labels):
             ax = axes[row][col]
             for i, (model, alpha) in enumerate(series):
                 for j, ckpt in enumerate(CHECKPOINTS):
                     v = sub[(sub.model == model) & (sub.alpha == alpha) & (sub.checkpoint == ckpt)][metric]
+                    est = mean_ci(list(v))
+                    err = [[est.mean - est.ci_low], [est.ci_high - est.mean]] if est.n > 1 else None
                     ax.bar(
                         i + (j - 0.5) * 0.4,
-                        v.mean(),
+                        est.mean,
                         0.4,
-                        yerr=v.std() if len(v) > 1 else 0,
+                        yerr=err,
                         capsize=2,
                         color=style.color(model),
                         alpha=0.45 if ckpt == EARLY_CHECKPOINT else 1.0,
@@ -221,9 +249,17 @@ def sharpness(dynamics_csv: str | os.PathLike, out: str | os.PathLike) -> None:
                         label=ckpt if i == 0 else None,
                     )
             ax.set_xticks(range(len(series)), [f"{m}\nα={a:g}" if a else m for m, a in series], fontsize=5)
-            ax.set_ylabel({"sharpness": "sharpness φ", "sharpness_rel": "φ / L(w)"}[metric])
-            ax.set_yscale("log")
-            ax.set_title(f"{study}: {metric}", fontsize=8)
+            ax.set_ylabel(labels[metric], fontsize=6)
+            if metric == "sharpness_blog":
+                ax.set_yscale("log")
+            else:  # signed: negative where the loss curves down
+                ax.set_yscale("symlog", linthresh=max(float(sub[metric].abs().min()), 1e-12))
+                ax.axhline(0, color="k", linewidth=0.4)
+            ax.set_title(f"{study}: {'BLOG (not a curvature)' if col == 0 else 'curvature'}", fontsize=8)
         axes[row][0].legend(frameon=False, fontsize=6, title=f"pale: epoch {EARLY_EPOCH}", title_fontsize=5)
-    fig.suptitle("Sharpness of the training loss (eval mode on both sides, seeded unit directions)", fontsize=8)
+    fig.suptitle(
+        "Sharpness of the training loss: BLOG definition vs curvature (eval mode, seeded unit directions; "
+        "bars: mean, 95 % CI over seeds)",
+        fontsize=7,
+    )
     style.save(fig, out, style.lineage_footer(df, "tables/dynamics.csv"))

@@ -22,14 +22,20 @@ from ..runs import checkpoint_of
 from . import catalog, common
 
 MEASURES = ("lie", "sharpness", "hessian")
+# Which sharpness: ``sharpness_blog`` is the BLOG's mean |L(w+td) − L(w)| (first + second order, comparable with the
+# published numbers); ``sharpness_curvature`` the symmetric difference mean [(L(w+td)+L(w−td))/2 − L(w)], a curvature.
+# ``hessian_negative_mass`` is the smoothed spectral mass below −ε (docs/measures.md), not the old weight below 0.
 COLUMNS = (
     "lie_derivative",
-    "sharpness",
-    "sharpness_rel",
+    "sharpness_blog",
+    "sharpness_blog_rel",
+    "sharpness_curvature",
+    "sharpness_curvature_se",
     "hessian_lambda_max",
     "hessian_trace",
     "hessian_trace_se",
     "hessian_negative_mass",
+    "hessian_negative_mass_se",
 )
 
 
@@ -40,17 +46,17 @@ def study_module(study: str):
     return catalog.study(study)
 
 
-def fixed_subset(task, samples: int, seed: int, batch_size: int = 32) -> list[tuple[Any, Any]]:
-    """A seeded subset of training windows as ``(x, y_first_step)`` batches, identical for every model."""
-    import torch
+def fixed_subset(task, samples: int, seed: int, batch_size: int = 32) -> tuple[list[tuple[Any, Any]], list]:
+    """A seeded subset of training windows as ``(x, y_first_step)`` batches, identical for every model, and the
+    ``[simulation, start]`` of each window (stratified across simulations and times: ``measures/samples.py``)."""
+    from ..measures.samples import evaluation_sample
 
-    n = min(samples, task.n("train"))
-    index = torch.randperm(task.n("train"), generator=torch.Generator().manual_seed(seed))[:n].sort().values
+    index, chosen = evaluation_sample(task, "train", samples, seed)
     batches = []
     for chunk in index.split(batch_size):
         x, y = task.batch("train", chunk)
         batches.append((x, y[:, 0]))
-    return batches
+    return batches, chosen
 
 
 def measure(
@@ -64,8 +70,9 @@ def measure(
     """Evaluate one measure on one checkpoint; ``settings`` = {"run": run settings, "dynamics": section}."""
     import torch
 
-    from ..measures.hessian import hessian_spectrum
+    from ..measures.hessian import NEGATIVE_SIGMA, NEGATIVE_THRESHOLD, hessian_spectrum
     from ..measures.lie import lie_derivative
+    from ..measures.samples import evaluation_sample
     from ..measures.sharpness import sharpness
     from ..symmetry import group_by_name
     from ..training import checkpoint as ckpt_io
@@ -81,11 +88,13 @@ def measure(
     criterion = LOSSES[task.loss]
     if measure == "lie":
         split = module.DESCRIPTION.measured_split
-        x, _ = task.batch(split, torch.arange(min(int(dyn["lie"]["samples"]), task.n(split))))
+        lie = dyn["lie"]
+        index, chosen = evaluation_sample(task, split, int(lie["samples"]), int(lie.get("seed", 0)))
+        x, _ = task.batch(split, index)
         ndim = group_by_name(model.spec.group).ndim
-        result = lie_derivative(model, x, model.in_layout, model.out_layout, ndim)
+        result = lie_derivative(model, x, model.in_layout, model.out_layout, ndim, order=lie.get("order"))
     else:
-        batches = fixed_subset(task, int(dyn["subset"]["samples"]), int(dyn["subset"]["seed"]))
+        batches, chosen = fixed_subset(task, int(dyn["subset"]["samples"]), int(dyn["subset"]["seed"]))
         if measure == "sharpness":
             s = dyn["sharpness"]
             result = sharpness(model, batches, criterion, s["displacements"], int(s["directions"]), int(s["seed"]))
@@ -103,7 +112,10 @@ def measure(
                 tol=float(h.get("tol", 1e-4)),
                 max_steps=int(h.get("max_steps", 200)),
                 cache_graphs=bool(h.get("cache_graphs", False)),
+                negative_threshold=float(h.get("negative_threshold", NEGATIVE_THRESHOLD)),
+                negative_sigma=float(h.get("negative_sigma", NEGATIVE_SIGMA)),
             )
+    result["samples"] = chosen  # [simulation, start] of every sample the measure averaged over
     record = {
         **ckpt["meta"],
         "measure": measure,
@@ -168,13 +180,20 @@ def table(measure_files: list[str], eval_files: list[str], out: str | os.PathLik
         if r["measure"] == "lie":
             target["lie_derivative"] = r["lie_derivative"]
         elif r["measure"] == "sharpness":
-            target.update(sharpness=r["sharpness"], sharpness_rel=r["sharpness_rel"], train_subset_loss=r["loss"])
+            target.update(
+                sharpness_blog=r["sharpness"],
+                sharpness_blog_rel=r["sharpness_rel"],
+                sharpness_curvature=r["curvature"],
+                sharpness_curvature_se=r["curvature_se"],
+                train_subset_loss=r["loss"],
+            )
         else:
             target.update(
                 hessian_lambda_max=r["lambda_max"],
                 hessian_trace=r["trace"],
                 hessian_trace_se=r["trace_se"],
                 hessian_negative_mass=r["negative_mass"],
+                hessian_negative_mass_se=r["negative_mass_se"],
             )
         for k in LINEAGE_COLUMNS:
             target.setdefault(k, r[k])
