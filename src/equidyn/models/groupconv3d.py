@@ -343,23 +343,3 @@ class ProjectConv3d(_GroupLayer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv3d(x, self.expand_parameters(), padding=self.kernel_size // 2)
-
-
-class RegularBatchNorm3d(nn.Module):
-    """Batch norm with one statistic and one affine pair per regular field, shared by its ``|G|`` channels.
-
-    Per-channel statistics would differ between the channels that a group element permutes into each other,
-    breaking equivariance; pooled over a field's channels (and, as usual, batch and space), the statistics are
-    invariant under the action.
-    """
-
-    def __init__(self, fields: int, order: int, momentum: float = 0.1) -> None:
-        super().__init__()
-        self.fields, self.order = fields, order
-        self.norm = nn.BatchNorm3d(fields, momentum=momentum)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, d, h, w = x.shape
-        if c != self.fields * self.order:
-            raise ValueError(f"expected {self.fields}×{self.order} channels, got {c}")
-        return self.norm(x.reshape(b, self.fields, self.order * d, h, w)).view(b, c, d, h, w)

@@ -35,6 +35,7 @@ from torch import nn
 from ..symmetry import C4, FieldLayout, GridGroup
 from .base import FieldModel, ModelSpec
 from .registry import register
+from .regular_norm import RegularBatchNorm2d
 from .smoke2d import check_2d
 
 __all__ = [
@@ -153,26 +154,6 @@ class RelaxedGroupConv2d(nn.Module):
         """``Σ_l Σ_{g,h} |w_l(g) − w_l(h)|`` over ordered pairs: zero iff the layer is a group convolution."""
         w = self.relaxed_weights
         return (w[:, :, None] - w[:, None, :]).abs().sum()
-
-
-class RegularBatchNorm2d(nn.Module):
-    """Batch normalisation with one statistic and one affine pair per regular field (escnn's InnerBatchNorm).
-
-    Per-channel statistics would differ between channels that a rotation permutes into each other; pooled over
-    a field's 4 channels (and batch and space) they are invariant, so the layer is equivariant in train and
-    eval mode alike.
-    """
-
-    def __init__(self, fields: int, order: int = 4) -> None:
-        super().__init__()
-        self.fields, self.order = fields, order
-        self.norm = nn.BatchNorm2d(fields)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = x.shape
-        if c != self.fields * self.order:
-            raise ValueError(f"expected {self.fields}×{self.order} channels, got {c}")
-        return self.norm(x.reshape(b, self.fields, self.order * h, w)).view(b, c, h, w)
 
 
 def _regular_fields_for(layout: FieldLayout) -> int:

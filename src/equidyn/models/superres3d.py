@@ -39,15 +39,17 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ..published import BLOG_PARAMS
 from ..symmetry import FieldLayout, group_by_name
 from .base import FieldModel, ModelSpec
-from .groupconv3d import GroupConv3d, LiftConv3d, ProjectConv3d, RegularBatchNorm3d, upsample2
+from .groupconv3d import GroupConv3d, LiftConv3d, ProjectConv3d, upsample2
 from .registry import register
+from .regular_norm import RegularBatchNorm3d
 
 #: ``hidden`` that puts each model at the BLOG parameter budget (O_h, separable, kernel 3, factor 4).
 PAPER_HIDDEN = {"cnn3d": 24, "gcnn3d": 17, "rgcnn3d": 10}
-#: BLOG parameter counts ([W24, BLOG]) that :data:`PAPER_HIDDEN` approximates.
-BLOG_BUDGETS = {"cnn3d": 132_795, "gcnn3d": 123_801, "rgcnn3d": 130_175}
+#: BLOG parameter counts ([BLOG]) that :data:`PAPER_HIDDEN` approximates (one home: :mod:`equidyn.published`).
+BLOG_BUDGETS = BLOG_PARAMS
 INPUT_LAYOUT = "3 vector"
 OUTPUT_LAYOUT = "1 vector"
 

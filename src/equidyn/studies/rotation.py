@@ -8,6 +8,7 @@ from typing import Any
 
 from ..atomic import atomic_path, write_csv
 from ..lineage import LINEAGE_COLUMNS
+from ..published import W22_RMSE
 from ..runs import BEST_CHECKPOINT, checkpoint_file
 from . import common
 from .description import Run, StudyDescription
@@ -33,19 +34,6 @@ RUN_KEYS = (
     "training",
     "evaluation",
 )
-
-# W22 Table 1, rotation rows: RMSE on test-future / test-domain ([W22]), by equidyn model name.
-W22_RMSE = {
-    "mlp": (1.38, 1.34),
-    "convnet": (1.21, 1.10),
-    "e2cnn": (1.05, 0.76),
-    "rpp": (0.96, 0.83),
-    "combo": (1.07, 0.82),
-    "clcnn": (0.96, 0.84),
-    "lift": (0.82, 0.68),
-    "rgroup": (0.82, 0.73),
-    "rsteer": (0.80, 0.67),
-}
 
 
 def generate(settings: dict[str, Any], out: str | os.PathLike) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..atomic import atomic_path, write_csv
 from ..lineage import LINEAGE_COLUMNS
+from ..published import BLOG_MAE, BLOG_PARAMS, W24_MAE
 from ..runs import BEST_CHECKPOINT, checkpoint_file
 from . import common
 from .description import Run, StudyDescription
@@ -23,11 +24,6 @@ DESCRIPTION = StudyDescription(
 )
 
 RUN_KEYS = ("group", "data", "training", "evaluation")
-
-# Published test MAE ([W24, BLOG]; the papers quote ×1e-1, stored here in plain units): (mean, sd).
-W24_MAE = {"cnn3d": (0.122, 0.004), "gcnn3d": (0.112, 0.002), "rgcnn3d": (0.100, 0.001)}
-BLOG_MAE = {"cnn3d": (0.0992, 0.003), "gcnn3d": (0.0928, 0.004), "rgcnn3d": (0.0915, 0.004)}
-BLOG_PARAMS = {"cnn3d": 132_795, "gcnn3d": 123_801, "rgcnn3d": 130_175}
 
 
 def data(settings: dict[str, Any], out: str | os.PathLike, threads: int | None = None) -> str:
