@@ -99,12 +99,13 @@ def evaluate_checkpoint(
 ) -> dict[str, Any]:
     """Scores on ``splits`` and the equivariance error on ``ee_split`` of one checkpoint, in physical units.
 
-    EE is measured on the first ``ee_samples`` inputs of ``ee_split``; for a model on normalised data the physical
+    EE is measured on ``ee_samples`` inputs of ``ee_split`` drawn seeded (seed 0) and stratified across simulations
+    and times (``measures/samples.py``; recorded as ``ee_samples``); for a model on normalised data the physical
     EE is ``scale`` times the normalised one, because the group action is linear.
     """
-    import torch
 
     from ..measures.equivariance import equivariance_error
+    from ..measures.samples import evaluation_sample
     from ..models.base import count_parameters
     from ..symmetry import group_by_name
     from ..training import checkpoint
@@ -112,7 +113,8 @@ def evaluate_checkpoint(
 
     model, ckpt = checkpoint.load_model(ckpt_path)
     scores = {split: score(task, model, split) for split in splits}
-    x, _ = task.batch(ee_split, torch.arange(min(ee_samples, task.n(ee_split))))
+    index, chosen = evaluation_sample(task, ee_split, ee_samples, seed=0)
+    x, _ = task.batch(ee_split, index)
     ee = equivariance_error(model, x.cpu(), group_by_name(model.spec.group), model.in_layout, model.out_layout)
     return {
         **ckpt["meta"],
@@ -123,6 +125,7 @@ def evaluate_checkpoint(
         "ee": ee["ee"] * task.scale,
         "ee_rel": ee["ee_rel"],
         "ee_max": ee["ee_max"] * task.scale,
+        "ee_samples": chosen,  # [simulation, start] of each sample
     }
 
 
