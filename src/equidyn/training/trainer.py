@@ -45,6 +45,7 @@ from ..runs import (
 )
 from ..settings import settings_from_dict
 from . import checkpoint
+from .optim import Adam, ExponentialLR
 from .tasks import Task, rollout_loss, score
 
 log = logging.getLogger(__name__)
@@ -130,8 +131,9 @@ def train(
     model = build_model(spec).to(device)
     if alpha and not model.has_regularizer:
         raise ValueError(f"model {spec.name!r} has no regularizer, so alpha={alpha} would do nothing; use alpha 0")
-    optimiser = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=settings.lr_gamma)
+    # equidyn's Adam: torch.optim's arithmetic without its torch._dynamo import (training/optim.py, issue 14)
+    optimiser = Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    scheduler = ExponentialLR(optimiser, gamma=settings.lr_gamma)
     history: list[dict[str, float]] = []
     best_val, best_epoch, epoch, stale = math.inf, 0, 0, 0
 

@@ -1,0 +1,239 @@
+"""A job's fixed cost: process start to its first training step, and to its first measure step, vs ``import torch``.
+
+    .venv/bin/python benchmarks/bench_job_overhead.py [--repeats 5] [--quick] [--importtime]
+
+Every Snakemake job is a fresh ``python -m equidyn.cli ...`` process, so what it spends before its first step
+(interpreter start, imports, reading the store, sizing and building the model) is paid again by each of the
+paper's ~2,800 jobs. This benchmark runs real CLI jobs on a tiny level store made here (so the data's size adds
+nothing) with the demo's model sizes, one thread each:
+
+* ``train convnet``, ``train e2cnn``, ``train rsteer``: ``levels-train``; the time until the first training
+  step's backward pass has finished — everything before it is per-job overhead;
+* ``measure lie (e2cnn)``, ``measure lie (convnet)``: ``measure`` of a checkpoint written here; the time until
+  the measure's first forward pass;
+* ``import torch``: ``python -c "import torch"``, the yardstick (src/equidyn/yardstick.py) — a job cannot start
+  faster than that, and its time moves with the machine just as the jobs' do, so the ratio is what is compared.
+
+How a step is seen without touching the package: the job runs under a tiny launcher that registers torch's global
+module-forward hook and wraps ``Tensor.backward``, prints a time stamp when each first fires, and ends the process
+(a hook on ``torch.optim`` would miss equidyn's own Adam, training/optim.py). The
+launcher imports torch before the CLI does, which moves that import earlier but adds nothing, since every job
+imports torch. Rounds are interleaved (one of each job per round) so a machine that slows down mid-run slows
+every row alike; the table gives medians over rounds. ``--importtime`` adds ``-X importtime`` to each job and
+prints the ten slowest top-level imports of each, which is how the cuts in docs/benchmarks.md were found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# Runs the CLI; prints "@<event> <epoch seconds>" on stderr at the first forward and at the end of the first
+# backward pass (the optimiser's update, microseconds, follows it).
+LAUNCHER = r"""
+import os, sys, time
+import torch
+stop_after = os.environ["EQUIDYN_BENCH_STOP"]
+
+def _mark(event):
+    print(f"@{event} {time.time():.6f}", file=sys.stderr, flush=True)
+    if event == stop_after:
+        os._exit(0)
+
+_seen = set()
+def _once(event):
+    if event not in _seen:
+        _seen.add(event)
+        _mark(event)
+
+torch.nn.modules.module.register_module_forward_pre_hook(lambda m, a: _once("forward"))
+_backward = torch.Tensor.backward
+
+def _backward_then_mark(self, *args, **kwargs):
+    result = _backward(self, *args, **kwargs)
+    _once("step")
+    return result
+
+torch.Tensor.backward = _backward_then_mark
+from equidyn.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+SPLITS = {"train": [0, 8], "valid": [8, 11], "test": [11, 14]}
+# The demo's level-study model entries (config/demo.yaml): the sizing search and the escnn builds are part of the
+# fixed cost, so they are measured at the sizes jobs really use.
+MODELS = {
+    "convnet": {"name": "convnet", "budget": 8000, "layers": 4},
+    "e2cnn": {"name": "e2cnn", "budget": 8000, "layers": 4},
+    "rsteer": {"name": "rsteer", "budget": 8000, "layers": 4},
+}
+
+
+def level_settings(model: str) -> dict:
+    return {
+        "physics": {},
+        "base": {},
+        "splits": SPLITS,
+        "input_frames": 1,
+        "rollout": {"train": 1, "valid": 1, "test": 1},
+        "training": {"epochs": 3, "batch_size": 8, "lr": 3e-3, "patience": 3, "device": "cpu"},
+        "evaluation": {"ee_samples": 4},
+        "model": MODELS[model],
+    }
+
+
+def make_store(root: Path, grid: int) -> Path:
+    """A level store of smooth random plumes (5 sims × 14 frames), like the tests' own."""
+    import numpy as np
+
+    from equidyn.data.smoke import PlumePhysics
+    from equidyn.data.smoke_datasets import build_level, frames_dataset
+    from equidyn.store import write_store
+
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal((5, 14, 2, grid, grid))
+    k = np.fft.fftfreq(grid)
+    spec = np.fft.fftn(noise, axes=(-2, -1)) * np.exp(-(k[:, None] ** 2 + k[None, :] ** 2) / 0.02)
+    velocity = np.real(np.fft.ifftn(spec, axes=(-2, -1))).astype(np.float32)
+    ds = frames_dataset(
+        velocity,
+        PlumePhysics(grid=grid, n_steps=14, keep_from=0),
+        {"inflow_x": ("sim", np.zeros(5)), "inflow_y": ("sim", np.zeros(5))},
+    )
+    write_store(ds, root / "base.zarr", {})
+    build_level(root / "base.zarr", 1, SPLITS, root / "level1.zarr")
+    return root / "level1.zarr"
+
+
+def train_args(store: Path, model: str, run_dir: Path) -> list[str]:
+    return [
+        "levels-train", "--settings", json.dumps(level_settings(model)), "--store", str(store), "--model", model,
+        "--alpha", "0", "--level", "1", "--seed", "0", "--run-dir", str(run_dir), "--threads", "1",
+    ]  # fmt: skip
+
+
+def measure_args(store: Path, model: str, checkpoint: Path, out: Path) -> list[str]:
+    settings = {"run": level_settings(model), "dynamics": {"lie": {"samples": 4}}}
+    return [
+        "measure", "--study", "levels", "--measure", "lie", "--settings", json.dumps(settings), "--store",
+        str(store), "--checkpoint", str(checkpoint), "--out", str(out), "--threads", "1",
+    ]  # fmt: skip
+
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def job_env(src: Path = SRC) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        "OMP_NUM_THREADS": "1",
+        "EQUIDYN_GIT_REV": os.environ.get("EQUIDYN_GIT_REV", "bench"),
+    }
+
+
+def run_job(cli_args: list[str] | None, stop: str, importtime: bool, src: Path = SRC) -> tuple[float, str]:
+    """Seconds from process start to the ``stop`` event (or to exit for ``import torch``), and stderr."""
+    flags = ["-X", "importtime"] if importtime else []
+    if cli_args is None:
+        cmd = [sys.executable, *flags, "-c", "import torch"]
+    else:
+        cmd = [sys.executable, *flags, "-c", LAUNCHER, *cli_args]
+    env = {**job_env(src), "EQUIDYN_BENCH_STOP": stop}
+    t0 = time.time()
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    t_end = time.time()
+    if out.returncode != 0:
+        raise RuntimeError(f"job failed ({out.returncode}): {' '.join(cmd[:6])}...\n{out.stderr[-3000:]}")
+    if cli_args is None:
+        return t_end - t0, out.stderr
+    marks = dict(line[1:].split() for line in out.stderr.splitlines() if line.startswith("@"))
+    if stop not in marks:
+        raise RuntimeError(f"job ended without a {stop!r} event:\n{out.stderr[-3000:]}")
+    return float(marks[stop]) - t0, out.stderr
+
+
+def slowest_imports(stderr: str, n: int = 10) -> list[tuple[float, str]]:
+    """The ``n`` slowest top-level imports (cumulative seconds) of an ``-X importtime`` log."""
+    rows = []
+    for line in stderr.splitlines():
+        parts = line.split("|")
+        if not line.startswith("import time:") or len(parts) != 3 or not parts[1].strip().isdigit():
+            continue
+        name = parts[2][1:]  # one space after the bar; nested imports are indented further
+        if not name.startswith(" "):
+            rows.append((int(parts[1]) / 1e6, name))
+    return sorted(rows, reverse=True)[:n]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=5, help="interleaved rounds; the table gives medians")
+    p.add_argument("--quick", action="store_true", help="one round of the ConvNet job, a measure and torch")
+    p.add_argument("--importtime", action="store_true", help="print each job's slowest imports (one round)")
+    p.add_argument("--grid", type=int, default=16)
+    p.add_argument(
+        "--baseline-src",
+        type=Path,
+        help="another checkout's src/ (e.g. from `git archive <rev>`): its jobs run interleaved with these, as "
+        "'(baseline)' rows, so before and after are measured under the same load",
+    )
+    args = p.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="equidyn-overhead-") as tmp:
+        root = Path(tmp)
+        store = make_store(root, args.grid)
+        # checkpoints for the measure jobs: one full (tiny) training run per model, not timed
+        checkpoints = {}
+        for model in ("convnet", "e2cnn") if not args.quick else ("convnet",):
+            run_dir = root / f"ckpt_{model}"
+            subprocess.run(
+                [sys.executable, "-m", "equidyn.cli", *train_args(store, model, run_dir)],
+                env=job_env(), check=True, capture_output=True,
+            )  # fmt: skip
+            checkpoints[model] = run_dir / "best.pt"
+
+        jobs: dict[str, tuple[list[str] | None, str, Path]] = {"import torch": (None, "", SRC)}
+        trees = [("", SRC)] + ([(" (baseline)", args.baseline_src.resolve())] if args.baseline_src else [])
+        for label, src in trees:
+            for model in ("convnet",) if args.quick else ("convnet", "e2cnn", "rsteer"):
+                run = train_args(store, model, root / f"run_{model}{label.strip()}")
+                jobs[f"train {model}: first step{label}"] = (run, "step", src)
+            for model in checkpoints:
+                out = root / f"lie_{model}.json"
+                jobs[f"measure lie ({model}): first forward{label}"] = (
+                    measure_args(store, model, checkpoints[model], out),
+                    "forward",
+                    src,
+                )
+
+        rounds = 1 if args.quick or args.importtime else args.repeats
+        times: dict[str, list[float]] = {name: [] for name in jobs}
+        for _ in range(rounds):
+            for name, (cli_args, stop, src) in jobs.items():
+                seconds, stderr = run_job(cli_args, stop, args.importtime, src)
+                times[name].append(seconds)
+                if args.importtime:
+                    print(f"### {name}: slowest imports (cumulative s)")
+                    for secs, mod in slowest_imports(stderr):
+                        print(f"    {secs:6.3f}  {mod}")
+
+    torch_s = statistics.median(times["import torch"])
+    print(f"\n{rounds} interleaved round(s), medians, one thread per job, {os.cpu_count()} CPUs\n")
+    print("| job | to first step (s) | × import torch |")
+    print("|---|---:|---:|")
+    for name, values in times.items():
+        med = statistics.median(values)
+        print(f"| {name} | {med:.2f} | {med / torch_s:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
