@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+import harness  # benchmarks/harness.py (this script's folder is first on sys.path)
 from equidyn.atomic import write_text
 from equidyn.measures.hessian import HessianOperator, hessian_spectrum, pyhessian_reference
 from equidyn.models.base import count_parameters, functional_eval
@@ -81,12 +82,11 @@ def main() -> None:
     ap.add_argument("--probes", type=int, default=20, help="Hutchinson probes (both methods)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     ap.add_argument("--cache-graphs", action="store_true", help="also time equidyn with cached gradient graphs")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    harness.set_threads(args.threads)
 
     model, batches = make_problem(load_builder(args.model), args.hidden, args.samples, args.grid, args.batch, args.seed)
     crit = nn.functional.mse_loss
@@ -115,9 +115,9 @@ def main() -> None:
         methods["equidyn (cached graphs)"] = lambda: ours(True)
     times: dict[str, list[float]] = {k: [] for k in methods}
     results: dict[str, dict] = {}
-    for _ in range(args.repeats):
-        for name, fn in methods.items():
-            t, out = timed(fn)
+    for round_ in range(args.repeats):  # interleaved, the order alternating per round (benchmarks/harness.py)
+        for name in list(methods) if round_ % 2 == 0 else reversed(list(methods)):
+            t, out = timed(methods[name])
             times[name].append(t)
             results[name] = out
 
@@ -161,7 +161,7 @@ def main() -> None:
         f"\nequidyn top-{args.top_k} (algebraic) residuals "
         f"{', '.join(f'{r:.1e}' for r in eq['eigen_residuals'])} after {eq['lanczos_steps']} Lanczos steps; "
         f"λ_min {eq['lambda_min']:.5g} (residual {eq['lambda_min_residual']:.1e}); trace difference {z:.2f} "
-        f"combined SE; speed-up {statistics.median(times['PyHessian 0.1']) / statistics.median(times['equidyn']):.2f}×"
+        f"combined SE; speed-up {1 / harness.paired_ratio(times, 'equidyn', 'PyHessian 0.1'):.2f}× (paired median)"
     )
     if args.json:
         payload = {"args": vars(args) | {"json": str(args.json)}, "n_params": n_params, "times": times}

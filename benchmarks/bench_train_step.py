@@ -9,14 +9,17 @@ CLCNN 4). The loss is the MSE plus ``alpha * regularizer(x)`` (alpha 1e-4) for m
 so the penalty's cost is included. Models that cannot be built as 2-D C4 models (the 3-D zoo) are skipped. The
 last column compares with the E2CNN at the same budget, the comparison that docs/benchmarks.md bounds for
 RGroup and RSteer (≤ 2×).
+
+Robust on a shared machine (benchmarks/harness.py): one torch thread unless ``--threads`` says otherwise, the
+models' steps interleaved round by round, and the ratio to E2CNN the median of per-round paired ratios.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 import warnings
+
+import harness  # benchmarks/harness.py (this script's folder is first on sys.path)
 
 LAYERS = {"mlp": 4, "clcnn": 4}  # config/config.yaml, rotation study; every other model: 5
 DEFAULT_LAYERS = 5
@@ -49,12 +52,13 @@ def is_2d(name: str, grid: int) -> bool:
     return True
 
 
-def time_steps(model, x, y, repeats: int, warmup: int, device) -> list[float]:
-    """Wall-clock seconds of ``repeats`` train steps after ``warmup`` untimed ones."""
+def train_step(model, x, y):
+    """One train step (forward, loss with the penalty if the model has one, backward, Adam) as a callable."""
     import torch
 
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=4e-4)
     use_reg = bool(getattr(model, "has_regularizer", False))
+    model.train()
 
     def step() -> None:
         loss = torch.nn.functional.mse_loss(model(x), y)
@@ -64,21 +68,7 @@ def time_steps(model, x, y, repeats: int, warmup: int, device) -> list[float]:
         loss.backward()
         opt.step()
 
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    model.train()
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(repeats):
-        sync()
-        t0 = time.perf_counter()
-        step()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return times
+    return step
 
 
 def main() -> None:
@@ -92,19 +82,19 @@ def main() -> None:
     p.add_argument("--layers", type=int, default=None, help="override every model's depth")
     p.add_argument("--models", nargs="+", default=None, help="only these registered names")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: stable on a shared machine)")
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks that the benchmark runs")
     args = p.parse_args()
     if args.quick:
-        args.budget, args.grid, args.batch, args.repeats, args.warmup = 20_000, 16, 2, 1, 1
+        args.budget, args.grid, args.batch, args.repeats, args.warmup = 5_000, 16, 2, 2, 1
+        args.models = args.models or ["convnet", "e2cnn", "rsteer", "rgroup"]
 
     import torch
 
     from equidyn.models.base import count_parameters
     from equidyn.models.registry import available_models, build_model, fit_hidden
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads = harness.set_threads(args.threads)
     device = torch.device(args.device)
     names = [n for n in available_models() if args.models is None or n in args.models]
     unknown = set(args.models or []) - set(available_models())
@@ -115,29 +105,30 @@ def main() -> None:
     print(
         f"train step (forward + backward + Adam), batch {args.batch}, {args.grid}x{args.grid}, "
         "10 vector -> 1 vector, "
-        f"budget {args.budget:,}, device {device}, torch threads {torch.get_num_threads()}, "
-        f"median of {args.repeats}\n"
+        f"budget {args.budget:,}, device {device}, torch threads {threads}, "
+        f"{args.repeats} interleaved rounds after {args.warmup} warm-up step(s)\n"
     )
-    print("| model | layers | hidden | parameters | s per step (median) | min | vs e2cnn |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(args.batch, 20, args.grid, args.grid, generator=gen).to(device)
     y = torch.randn(args.batch, 2, args.grid, args.grid, generator=gen).to(device)
-    # E2CNN first: every row is printed as soon as it is measured, with its ratio to the E2CNN's time
     names.sort(key=lambda n: (n != "e2cnn", n))
-    base = None
+    models, steps = {}, {}
     for name in names:
-        spec, _ = fit_hidden(_spec(name, args.grid, args.layers), args.budget)
+        # --quick: a fixed width (fitting a budget builds each model three more times)
+        spec = _spec(name, args.grid, args.layers).with_hidden(2) if args.quick else None
+        spec = spec or fit_hidden(_spec(name, args.grid, args.layers), args.budget)[0]
         torch.manual_seed(0)
-        model = build_model(spec).to(device)
-        times = time_steps(model, x, y, args.repeats, args.warmup, device)
-        med, best = statistics.median(times), min(times)
-        base = med if name == "e2cnn" else base
-        ratio = f"{med / base:.3g}x" if base else "-"
-        n_params = count_parameters(model)
-        cells = [name, spec.layers, spec.hidden, f"{n_params:,}", f"{med:.3f}", f"{best:.3f}", ratio]
-        print("| " + " | ".join(map(str, cells)) + " |", flush=True)
-        del model
+        models[name] = build_model(spec).to(device)
+        steps[name] = train_step(models[name], x, y)
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else None
+    times = harness.interleaved(steps, args.repeats, args.warmup, sync)
+    print("| model | layers | hidden | parameters | s per step (median) | min–max | vs e2cnn (paired median) |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name, model in models.items():
+        ratio = f"{harness.paired_ratio(times, name, 'e2cnn'):.3g}x" if "e2cnn" in times else "-"
+        cells = [name, model.spec.layers, model.spec.hidden, f"{count_parameters(model):,}"]
+        cells += [f"{harness.median(times[name]):.3f}", harness.spread(times[name]), ratio]
+        print(harness.markdown_row(cells), flush=True)
 
 
 if __name__ == "__main__":
