@@ -46,6 +46,7 @@ include: "rules/rotation.smk"
 include: "rules/superres.smk"
 include: "rules/tutorial.smk"
 include: "rules/dynamics.smk"
+include: "rules/claims.smk"
 
 
 rule all:
@@ -56,3 +57,4 @@ rule all:
         rules.superres_all.input,
         rules.tutorial_all.input,
         rules.dynamics_all.input,
+        rules.claims_all.input,

@@ -253,6 +253,23 @@ COMMANDS: dict[str, tuple[str, list[Arg], str]] = {
         [_a("--levels-csv", required=True), _a("--data-csv", required=True), OUT],
         "figures/ee_vs_data_ee.pdf",
     ),
+    "claims": (
+        "equidyn.studies.claims:claims_table",
+        [
+            _a("--levels-csv"),
+            _a("--dynamics-csv"),
+            _a("--superres-csv"),
+            _a("--rotation-csv"),
+            _a("--tutorial-csv"),
+            OUT,
+        ],
+        "tables/claims.csv: every claim the run's tables can test, paired across seeds with a 95% CI",
+    ),
+    "figure-claims": (
+        "equidyn.figures.claims:forest",
+        [_a("--claims-csv", required=True), OUT],
+        "figures/claims.pdf (forest plot of the claims table)",
+    ),
 }
 
 

@@ -1,0 +1,54 @@
+# The claims table (the product's answer): every claim of BLOG, W22 and TUT that this run's tables can test, as a
+# paired effect across seeds with a 95 % CI and a verdict; and its forest plot. The report opens with both.
+
+
+rule claims_table:
+    input:
+        levels=W.table("levels"),
+        dynamics=W.table("dynamics"),
+        superres=W.table("superres"),
+        rotation=W.table("rotation_benchmark"),
+        tutorial=W.table("tutorial"),
+    output:
+        report(W.table("claims"), caption="../workflow/report/claims_table.rst", category="0 Claims"),
+    log:
+        R("logs/tables/claims.log"),
+    benchmark:
+        R("benchmarks/tables/claims.tsv")
+    threads: 1
+    resources:
+        runtime=W.res("report", "runtime"),
+        mem_mb=W.res("report", "mem_mb"),
+    conda:
+        ENV
+    shell:
+        "python -m equidyn.cli claims --levels-csv {input.levels} --dynamics-csv {input.dynamics}"
+        " --superres-csv {input.superres} --rotation-csv {input.rotation} --tutorial-csv {input.tutorial}"
+        " --out {output} > {log} 2>&1"
+
+
+rule figure_claims:
+    input:
+        W.table("claims"),
+    output:
+        pdf=R("figures/claims.pdf"),
+        png=report(R("figures/claims.png"), caption="../workflow/report/claims.rst", category="0 Claims"),
+    log:
+        R("logs/figures/claims.log"),
+    benchmark:
+        R("benchmarks/figures/claims.tsv")
+    threads: 1
+    resources:
+        runtime=W.res("report", "runtime"),
+        mem_mb=W.res("report", "mem_mb"),
+    conda:
+        ENV
+    shell:
+        "python -m equidyn.cli figure-claims --claims-csv {input} --out {output.pdf} > {log} 2>&1"
+
+
+rule claims_all:
+    input:
+        W.table("claims"),
+        R("figures/claims.pdf"),
+        R("figures/claims.png"),
