@@ -7,8 +7,8 @@ LV_RUN = W.run_dir_pattern("levels")
 
 rule levels_all:
     input:
-        R("tables/data_equivariance.csv"),
-        R("tables/levels.csv"),
+        W.table("data_equivariance"),
+        W.table("levels"),
         R("figures/ee_vs_data_ee.pdf"),
         R("figures/ee_vs_data_ee.png"),
 
@@ -104,7 +104,7 @@ rule levels_data_table:
     input:
         expand(R("analysis/levels/data_ee/level{level}.json"), level=LV["levels"]),
     output:
-        report(R("tables/data_equivariance.csv"), caption="../workflow/report/data_equivariance.rst", category="1 Symmetry levels"),
+        report(W.table("data_equivariance"), caption="../workflow/report/data_equivariance.rst", category="1 Symmetry levels"),
     params:
         settings=settings_json({"physics": LV["physics"], "base": LV["base"], "splits": LV["splits"]}),
     log:
@@ -121,9 +121,9 @@ rule levels_data_table:
 rule levels_table:
     input:
         evals=W.eval_files("levels"),
-        data=R("tables/data_equivariance.csv"),
+        data=W.table("data_equivariance"),
     output:
-        report(R("tables/levels.csv"), caption="../workflow/report/levels_table.rst", category="1 Symmetry levels"),
+        report(W.table("levels"), caption="../workflow/report/levels_table.rst", category="1 Symmetry levels"),
     log:
         R("logs/tables/levels.log"),
     benchmark:
@@ -137,8 +137,8 @@ rule levels_table:
 
 rule figure_ee_vs_data_ee:
     input:
-        levels=R("tables/levels.csv"),
-        data=R("tables/data_equivariance.csv"),
+        levels=W.table("levels"),
+        data=W.table("data_equivariance"),
     output:
         pdf=R("figures/ee_vs_data_ee.pdf"),
         png=report(R("figures/ee_vs_data_ee.png"), caption="../workflow/report/ee_vs_data_ee.rst", category="1 Symmetry levels"),

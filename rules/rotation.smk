@@ -7,8 +7,8 @@ RO_RUN = W.run_dir_pattern("rotation")
 
 rule rotation_all:
     input:
-        R("tables/rotation_benchmark.csv"),
-        R("tables/rotation_summary.csv"),
+        W.table("rotation_benchmark"),
+        W.table("rotation_summary"),
         R("figures/rotation_rollout.pdf"),
         R("figures/rotation_rmse_by_step.pdf"),
 
@@ -61,8 +61,8 @@ rule rotation_tables:
     input:
         W.run_files("rotation", "eval_best.json"),
     output:
-        benchmark=report(R("tables/rotation_benchmark.csv"), caption="../workflow/report/rotation_benchmark.rst", category="2 Rotation benchmark"),
-        by_step=R("tables/rotation_by_step.csv"),
+        benchmark=report(W.table("rotation_benchmark"), caption="../workflow/report/rotation_benchmark.rst", category="2 Rotation benchmark"),
+        by_step=W.table("rotation_by_step"),
     log:
         R("logs/tables/rotation_benchmark.log"),
     benchmark:
@@ -77,9 +77,9 @@ rule rotation_tables:
 
 rule rotation_summary:
     input:
-        R("tables/rotation_benchmark.csv"),
+        W.table("rotation_benchmark"),
     output:
-        report(R("tables/rotation_summary.csv"), caption="../workflow/report/rotation_summary.rst", category="2 Rotation benchmark"),
+        report(W.table("rotation_summary"), caption="../workflow/report/rotation_summary.rst", category="2 Rotation benchmark"),
     log:
         R("logs/tables/rotation_summary.log"),
     benchmark:
@@ -111,7 +111,7 @@ rule figure_rotation_rollout:
 
 rule figure_rotation_rmse_by_step:
     input:
-        R("tables/rotation_by_step.csv"),
+        W.table("rotation_by_step"),
     output:
         pdf=R("figures/rotation_rmse_by_step.pdf"),
         png=report(R("figures/rotation_rmse_by_step.png"), caption="../workflow/report/rotation_rmse_by_step.rst", category="2 Rotation benchmark"),

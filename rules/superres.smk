@@ -7,8 +7,8 @@ SR_RUN = W.run_dir_pattern("superres")
 
 rule superres_all:
     input:
-        R("tables/superres.csv"),
-        R("tables/superres_summary.csv"),
+        W.table("superres"),
+        W.table("superres_summary"),
         R("figures/superres_curves.pdf"),
         R("figures/superres_slices.pdf"),
 
@@ -64,7 +64,7 @@ rule superres_table:
     input:
         W.run_files("superres", "eval_best.json"),
     output:
-        report(R("tables/superres.csv"), caption="../workflow/report/superres_table.rst", category="3 Super-resolution"),
+        report(W.table("superres"), caption="../workflow/report/superres_table.rst", category="3 Super-resolution"),
     log:
         R("logs/tables/superres.log"),
     benchmark:
@@ -78,9 +78,9 @@ rule superres_table:
 
 rule superres_summary:
     input:
-        R("tables/superres.csv"),
+        W.table("superres"),
     output:
-        report(R("tables/superres_summary.csv"), caption="../workflow/report/superres_summary.rst", category="3 Super-resolution"),
+        report(W.table("superres_summary"), caption="../workflow/report/superres_summary.rst", category="3 Super-resolution"),
     log:
         R("logs/tables/superres_summary.log"),
     benchmark:

@@ -17,6 +17,8 @@ from .runs import CHECKPOINTS, checkpoint_file, eval_file, measure_file
 from .studies.catalog import STUDIES, description, measurable
 from .studies.description import StudyDescription
 
+#: tables made from several studies' runs, so declared by none of them
+OTHER_TABLES = ("dynamics", "claims")
 MEASURE_SECTIONS = {"lie": ("lie",), "sharpness": ("subset", "sharpness"), "hessian": ("subset", "hessian")}
 
 
@@ -57,6 +59,10 @@ class Workflow:
         return self.R(description(study).store)
 
     def table(self, name: str) -> str:
+        """``results/<name>/tables/<table>.csv`` of a table a study declares: a misspelt table fails at DAG building."""
+        declared = {t for m in STUDIES.values() for t in m.DESCRIPTION.tables} | set(OTHER_TABLES)
+        if name not in declared:
+            raise ValueError(f"table {name!r} is declared by no study description; declared: {sorted(declared)}")
         return self.R(f"tables/{name}.csv")
 
     def train_outputs(self, study: str) -> dict[str, str]:
