@@ -93,3 +93,11 @@ def test_snakefile_path_imports_neither_torch_nor_numpy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_rules_can_name_only_declared_tables() -> None:
+    w = Workflow({**DEMO, "resources": {}})
+    assert w.table("levels") == "results/demo/tables/levels.csv"
+    assert w.table("dynamics").endswith("tables/dynamics.csv")
+    with pytest.raises(ValueError, match="table 'level' is declared by no study"):
+        w.table("level")
