@@ -63,7 +63,7 @@ def test_rsteer_with_constant_tap_weights_is_the_e2cnn() -> None:
         rs_convs = [m for m in rs.modules() if isinstance(m, RelaxedR2Conv)]
         assert len(e2_convs) == len(rs_convs) == 3
         for a, b in zip(e2_convs, rs_convs, strict=True):
-            b.weights.copy_(a.weights[:, None].expand_as(b.weights))
+            b.weights.copy_(b.constant(a.weights))
             if a.bias is not None:
                 b.bias.copy_(a.bias)
         for name, value in rs.state_dict().items():  # batch-norm parameters and statistics
@@ -90,11 +90,43 @@ def test_perturbed_rsteer_breaks_equivariance_and_pays_the_penalty() -> None:
 
 def test_regularizer_is_the_l1_norm_of_tap_differences() -> None:
     conv = build_model(spec("rsteer", layers=2)).relaxed_convs()[0]
-    with torch.no_grad():
-        w = conv.tap_weights()
-        w.zero_()
-        w[0, 1, 1] = 2.0  # one bump in the middle tap of one coefficient: 4 neighbours, |2| each
+    full = int(torch.nonzero(conv.active.all(dim=1))[0])  # a coefficient whose basis element acts at every tap
+    grid = torch.zeros(conv.n_coefficients, 3, 3)
+    grid[full, 1, 1] = 2.0  # one bump in the middle tap: 4 active neighbours, |2| each
+    conv.set_tap_weights(grid)
     assert float(conv.smoothness_penalty()) == pytest.approx(8.0)
+    ring = int(torch.nonzero(~conv.active[:, 4] & conv.active.any(dim=1))[0])  # zero at the centre tap
+    grid = torch.zeros(conv.n_coefficients, 3, 3)
+    grid[ring] = 1.0  # constant over the taps where it acts: no penalty, the inert centre is not compared
+    conv.set_tap_weights(grid)
+    assert float(conv.smoothness_penalty()) == 0.0
+    assert torch.equal(conv.tap_weights()[ring].flatten() != 0, conv.active[ring])
+
+
+def test_rsteer_has_no_inert_coefficients() -> None:
+    # issue 9: with escnn's basis, 104 of 432 tap coefficients (hidden width 1, one vector in and out) multiply a
+    # basis element that is exactly zero at their tap, and 56 more one below 1e-6 of the largest (rounding)
+    layout = FieldLayout.parse("1 vector")
+    model = build_model(ModelSpec(name="rsteer", in_layout=layout, out_layout=layout, hidden=1, layers=3, grid=(6, 6)))
+    convs = model.relaxed_convs()
+    total = sum(c.active.numel() for c in convs)
+    inert = sum(int((~c.active).sum()) for c in convs)
+    assert (total, inert) == (432, 160)
+    assert sum(c.weights.numel() for c in convs) == total - inert
+    for conv in convs:  # every remaining coefficient changes the filter
+        jac = torch.autograd.functional.jacobian(lambda w, c=conv: _filter_with(c, w), conv.weights.detach())
+        assert (jac.flatten(0, -2).abs().amax(dim=0) > 1e-6 * jac.abs().max()).all()
+
+
+def _filter_with(conv, weights: torch.Tensor) -> torch.Tensor:
+    saved = conv.weights
+    try:
+        del conv.weights
+        conv.weights = weights
+        return conv.expand_parameters()[0]
+    finally:
+        del conv.weights
+        conv.weights = saved
 
 
 def test_convnet_is_not_equivariant() -> None:

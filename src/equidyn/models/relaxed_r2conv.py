@@ -2,6 +2,16 @@
 
 A module of its own because it subclasses escnn's ``EquivariantModule``, so importing it imports escnn (≈ 2 s):
 :mod:`equidyn.models.smoke2d` imports it only when an RSteer is built, so a ConvNet job never pays for escnn.
+
+**Only effective coefficients are parameters.** escnn's basis element ``Φ_l`` is exactly zero at some taps (the
+centre tap for every element of non-zero angular frequency, the taps off its ring for a ring-supported one), so a
+coefficient ``w_l(y)`` at such a tap multiplies zero: it changes no filter, adds a zero eigenvalue to every Hessian
+and inflates the parameter count that budgets compare (at hidden width 1 with one vector in and out: 104 of
+432 coefficients multiply an exact zero, 56 more a value below 1e-6 of the largest, i.e. rounding). Those inert
+coefficients are not parameters here: ``weights`` holds the *active* ``(l, y)`` pairs only (``active`` marks them,
+``tap_weights()`` scatters them back onto the tap grid with zeros elsewhere), and the smoothness penalty compares
+neighbouring taps only where both are active. Constant coefficients over the active taps are still exactly
+escnn's ``R2Conv`` (tested).
 """
 
 from __future__ import annotations
@@ -28,24 +38,53 @@ class RelaxedR2Conv(EquivariantModule):  # type: ignore[misc]
         self.in_type, self.out_type = in_type, out_type
         self.kernel_size = kernel_size
         self.expansion = template.basisexpansion  # buffers only: the sampled basis and index maps
-        taps = kernel_size * kernel_size
-        # Start exactly equivariant: the template's coefficients, repeated at every tap.
-        self.weights = nn.Parameter(template.weights.detach().clone()[:, None].repeat(1, taps))
+        active = self._active_taps(template.weights.numel())
+        self.register_buffer("active", active)
+        self.register_buffer("active_index", torch.nonzero(active.flatten()).flatten())
+        # Start exactly equivariant: the template's coefficients, repeated at every tap where they act.
+        self.weights = nn.Parameter(self.constant(template.weights.detach().clone()))
         if template.bias is not None:
             self.bias = nn.Parameter(template.bias.detach().clone())
             self.register_buffer("bias_expansion", template.bias_expansion.detach().clone())
         else:
             self.bias = None
 
+    def _active_taps(self, n_coefficients: int) -> torch.Tensor:
+        """``(n_coefficients, taps)`` bool: whether coefficient ``c``'s basis element is non-zero at the tap."""
+        exp = self.expansion
+        active = torch.zeros(n_coefficients, exp.S, dtype=torch.bool)
+        for pair in exp._representations_pairs:
+            block = getattr(exp, f"block_expansion_{exp._escape_pair(pair)}")
+            basis = block.sampled_basis.detach().abs()  # (b, o, i, S)
+            scale = float(basis.max()) if basis.numel() else 0.0
+            nonzero = basis.amax(dim=(1, 2)) > 1e-6 * scale  # (b, S); escnn's zeros are exact, this is slack
+            lo, hi = exp._weights_ranges[pair]
+            active[lo:hi] = nonzero.repeat((hi - lo) // block.dimension(), 1)
+        return active
+
+    @property
+    def n_coefficients(self) -> int:
+        return self.active.shape[0]
+
+    def constant(self, coefficients: torch.Tensor) -> torch.Tensor:
+        """``weights`` for coefficients constant over taps (an exact steerable conv): ``(n,) → (n_active,)``."""
+        return coefficients[:, None].expand(-1, self.active.shape[1])[self.active]
+
+    def full_weights(self) -> torch.Tensor:
+        """Coefficients on every (coefficient, tap), ``(n_coefficients, taps)``, zero where the basis is zero."""
+        flat = self.weights.new_zeros(self.active.numel()).index_put((self.active_index,), self.weights)
+        return flat.view(self.active.shape)
+
     def expand_parameters(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Filter ``(out, in, k, k)`` with tap-dependent coefficients, and the expanded bias."""
         exp = self.expansion
+        weights = self.full_weights()
         filt = None
         for pair in exp._representations_pairs:
             key = exp._escape_pair(pair)
             block = getattr(exp, f"block_expansion_{key}")
             lo, hi = exp._weights_ranges[pair]
-            coeff = self.weights[lo:hi].view(-1, block.dimension(), exp.S)
+            coeff = weights[lo:hi].view(-1, block.dimension(), exp.S)
             # (b, o, i, S) basis sampled at the taps; coefficients (k, b, S) chosen per tap
             expanded = torch.einsum("boip,kbp->koip", block.sampled_basis, coeff)
             n_out, n_in = exp._out_count[pair[1]], exp._in_count[pair[0]]
@@ -65,13 +104,21 @@ class RelaxedR2Conv(EquivariantModule):  # type: ignore[misc]
         return filt, bias
 
     def tap_weights(self) -> torch.Tensor:
-        """Coefficients as ``(n_coefficients, k, k)``, the grid over which the regulariser differentiates."""
-        return self.weights.view(-1, self.kernel_size, self.kernel_size)
+        """Coefficients as ``(n_coefficients, k, k)`` (zero at inert taps), the grid the regulariser differentiates."""
+        return self.full_weights().view(-1, self.kernel_size, self.kernel_size)
+
+    def set_tap_weights(self, grid: torch.Tensor) -> None:
+        """Set ``weights`` from a ``(n_coefficients, k, k)`` grid; entries at inert taps are ignored."""
+        with torch.no_grad():
+            self.weights.copy_(grid.reshape(self.active.shape)[self.active])
 
     def smoothness_penalty(self) -> torch.Tensor:
-        """‖∂w/∂m‖₁ + ‖∂w/∂n‖₁: first differences of the coefficients across neighbouring taps."""
+        """‖∂w/∂m‖₁ + ‖∂w/∂n‖₁: first differences of the coefficients across neighbouring taps where both act."""
         w = self.tap_weights()
-        return (w[:, 1:, :] - w[:, :-1, :]).abs().sum() + (w[:, :, 1:] - w[:, :, :-1]).abs().sum()
+        m = self.active.view_as(w)
+        rows = ((w[:, 1:, :] - w[:, :-1, :]).abs() * (m[:, 1:, :] & m[:, :-1, :])).sum()
+        cols = ((w[:, :, 1:] - w[:, :, :-1]).abs() * (m[:, :, 1:] & m[:, :, :-1])).sum()
+        return rows + cols
 
     def evaluate_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         return (input_shape[0], self.out_type.size, *input_shape[2:])
