@@ -171,7 +171,7 @@ def coerce_to_schema(value: Any, schema: dict[str, Any], root: dict[str, Any] | 
 def check_runnable(config: dict[str, Any]) -> list[str]:
     """Problems the schema cannot see, each naming its place: models, alphas, levels, dynamics selections."""
     from .models.registry import MODELS
-    from .runs import EARLY_CHECKPOINT, EARLY_EPOCH
+    from .runs import EPOCH_CHECKPOINTS, MIN_EPOCHS
 
     problems: list[str] = []
     known = ", ".join(sorted(MODELS))
@@ -195,8 +195,10 @@ def check_runnable(config: dict[str, Any]) -> list[str]:
                     f"{where}.alphas: alpha {positive} > 0, but {name!r} has no penalty for alpha to weigh; use [0]"
                 )
         epochs = section.get("training", {}).get("epochs")
-        if isinstance(epochs, int) and epochs < EARLY_EPOCH:
-            problems.append(f"{study}.training.epochs: {epochs} < {EARLY_EPOCH}, the epoch of {EARLY_CHECKPOINT}")
+        if isinstance(epochs, int) and epochs < MIN_EPOCHS:
+            problems.append(
+                f"{study}.training.epochs: {epochs} < {MIN_EPOCHS}, needed for checkpoints {EPOCH_CHECKPOINTS}"
+            )
     problems += _level_problems(config.get("levels"))
     problems += _dynamics_problems(config)
     return problems

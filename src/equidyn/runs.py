@@ -1,7 +1,8 @@
 """What a training run leaves behind, named once: the checkpoint names and the files of a run directory.
 
 The early checkpoint is the weights after epoch ``EARLY_EPOCH`` (the BLOG's "epoch 3", docs/references.md
-[BLOG]); its name is derived from that number, so renaming the early epoch is a change of this one constant.
+[BLOG]); its name is derived from that number, so renaming the early epoch is a change of this one constant, and
+keeping one more checkpoint (say after epoch 10) is one more entry in ``EPOCH_CHECKPOINTS``.
 The trainer, the study descriptions (:mod:`equidyn.studies.description`), the rules, the dynamics study and the
 figures all take the names from here. Plain Python without torch: the Snakefile reads it at DAG-building time.
 """
@@ -11,8 +12,12 @@ from __future__ import annotations
 EARLY_EPOCH = 3
 EARLY_CHECKPOINT = f"epoch{EARLY_EPOCH}"
 BEST_CHECKPOINT = "best"
+#: checkpoints taken after a fixed epoch, name -> epoch; one more entry keeps and evaluates one more in every study
+EPOCH_CHECKPOINTS: dict[str, int] = {EARLY_CHECKPOINT: EARLY_EPOCH}
 #: every checkpoint a training job writes and evaluates, in the order tables and figures show them
-CHECKPOINTS = (EARLY_CHECKPOINT, BEST_CHECKPOINT)
+CHECKPOINTS = (*EPOCH_CHECKPOINTS, BEST_CHECKPOINT)
+#: a run trains at least this many epochs, so that every epoch checkpoint exists
+MIN_EPOCHS = max(EPOCH_CHECKPOINTS.values())
 
 HISTORY_FILE = "history.csv"
 SUMMARY_FILE = "train.json"

@@ -9,9 +9,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..runs import BEST_CHECKPOINT, CHECKPOINTS, EARLY_CHECKPOINT, EARLY_EPOCH
+from ..runs import BEST_CHECKPOINT, CHECKPOINTS, EARLY_EPOCH
 from ..stats import mean_ci
 from . import style
+
+
+def _markers():
+    """One marker per checkpoint, best last (``CHECKPOINTS`` ends with it): squares for the early one, circles."""
+    return [*"s^Dv<>"[: len(CHECKPOINTS) - 1], "o"]
 
 
 def _alpha_axis(ax, alphas: list[float]) -> None:
@@ -87,7 +92,7 @@ def lie_vs_alpha(dynamics_csv: str | os.PathLike, out: str | os.PathLike) -> Non
         sub = df[df.study == study]
         relaxed = _relaxed(sub)
         groups = sorted(sub.level.dropna().unique()) if study == "levels" else [None]
-        for ckpt, marker in ((EARLY_CHECKPOINT, "s"), (BEST_CHECKPOINT, "o")):
+        for ckpt, marker in zip(CHECKPOINTS, _markers(), strict=False):
             c = sub[sub.checkpoint == ckpt]
             for level in groups:
                 g = c if level is None else c[c.level == level]
@@ -104,7 +109,7 @@ def lie_vs_alpha(dynamics_csv: str | os.PathLike, out: str | os.PathLike) -> Non
                         color=style.color(model),
                         capsize=2,
                         label=label,
-                        alpha=0.5 if ckpt == EARLY_CHECKPOINT else 1.0,
+                        alpha=1.0 if ckpt == BEST_CHECKPOINT else 0.5,
                     )
         _alpha_axis(ax, list(sub.alpha.unique()))
         ax.set_yscale("log")
@@ -184,7 +189,7 @@ def hessian_density(hessian_files: list[str], out: str | os.PathLike) -> None:
     """SLQ spectral densities at epoch 3 and at the best epoch, one panel per (study, checkpoint)."""
     records = [json.loads(Path(p).read_text()) for p in hessian_files]
     studies = [s for s in ("levels", "superres", "rotation") if any(r["study"] == s for r in records)]
-    fig, axes = style.figure(ncols=2, nrows=len(studies), width=3.3, height=2.5)
+    fig, axes = style.figure(ncols=len(CHECKPOINTS), nrows=len(studies), width=3.3, height=2.5)
     for row, study in enumerate(studies):
         for col, ckpt in enumerate(CHECKPOINTS):
             ax = axes[row][col]
@@ -204,7 +209,7 @@ def hessian_density(hessian_files: list[str], out: str | os.PathLike) -> None:
             ax.set_ylabel("spectral density (SLQ)")
             name = {"levels": "smoke levels", "superres": "3-D super-resolution", "rotation": "rotation"}[study]
             ax.set_title(f"{name}, {ckpt}", fontsize=8)
-        axes[row][1].legend(frameon=False, fontsize=5)
+        axes[row][-1].legend(frameon=False, fontsize=5)
     seeds = sorted({r["seed"] for r in records})
     levels = sorted({r.get("level") for r in records if r.get("level") is not None})
     fig.suptitle(f"Hessian spectra (vertical lines: λ_max; levels {levels}, seed {seeds})", fontsize=8)
@@ -232,18 +237,19 @@ def sharpness(dynamics_csv: str | os.PathLike, out: str | os.PathLike) -> None:
         for col, metric in enumerate(labels):
             ax = axes[row][col]
             for i, (model, alpha) in enumerate(series):
+                width = 0.8 / len(CHECKPOINTS)
                 for j, ckpt in enumerate(CHECKPOINTS):
                     v = sub[(sub.model == model) & (sub.alpha == alpha) & (sub.checkpoint == ckpt)][metric]
                     est = mean_ci(list(v))
                     err = [[est.mean - est.ci_low], [est.ci_high - est.mean]] if est.n > 1 else None
                     ax.bar(
-                        i + (j - 0.5) * 0.4,
+                        i + (j - (len(CHECKPOINTS) - 1) / 2) * width,
                         est.mean,
-                        0.4,
+                        width,
                         yerr=err,
                         capsize=2,
                         color=style.color(model),
-                        alpha=0.45 if ckpt == EARLY_CHECKPOINT else 1.0,
+                        alpha=1.0 if ckpt == BEST_CHECKPOINT else 0.45,
                         edgecolor="k",
                         linewidth=0.3,
                         label=ckpt if i == 0 else None,
@@ -256,7 +262,7 @@ def sharpness(dynamics_csv: str | os.PathLike, out: str | os.PathLike) -> None:
                 ax.set_yscale("symlog", linthresh=max(float(sub[metric].abs().min()), 1e-12))
                 ax.axhline(0, color="k", linewidth=0.4)
             ax.set_title(f"{study}: {'BLOG (not a curvature)' if col == 0 else 'curvature'}", fontsize=8)
-        axes[row][0].legend(frameon=False, fontsize=6, title=f"pale: epoch {EARLY_EPOCH}", title_fontsize=5)
+        axes[row][0].legend(frameon=False, fontsize=6, title=f"pale: {', '.join(CHECKPOINTS[:-1])}", title_fontsize=5)
     fig.suptitle(
         "Sharpness of the training loss: BLOG definition vs curvature (eval mode, seeded unit directions; "
         "bars: mean, 95 % CI over seeds)",

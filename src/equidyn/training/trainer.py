@@ -37,9 +37,9 @@ from ..models.registry import build_model
 from ..runs import (
     BEST_CHECKPOINT,
     CHECKPOINTS,
-    EARLY_CHECKPOINT,
-    EARLY_EPOCH,
+    EPOCH_CHECKPOINTS,
     HISTORY_FILE,
+    MIN_EPOCHS,
     SUMMARY_FILE,
     checkpoint_file,
 )
@@ -74,8 +74,8 @@ class TrainSettings:
         return torch.device(self.device)
 
     def __post_init__(self) -> None:
-        if self.epochs < EARLY_EPOCH:
-            raise ValueError(f"epochs ({self.epochs}) must be >= {EARLY_EPOCH}, the epoch of {EARLY_CHECKPOINT}")
+        if self.epochs < MIN_EPOCHS:
+            raise ValueError(f"epochs ({self.epochs}) must be >= {MIN_EPOCHS}: checkpoints {EPOCH_CHECKPOINTS}")
         if self.patience < 1 or self.batch_size < 1:
             raise ValueError("patience and batch_size must be positive")
 
@@ -159,7 +159,7 @@ def train(
 
     payload_base = {"spec": spec.to_dict(), "seed": seed, "alpha": alpha, "meta": meta or {}}
     n_params = count_parameters(model)
-    while epoch < settings.epochs and (stale < settings.patience or epoch < EARLY_EPOCH):
+    while epoch < settings.epochs and (stale < settings.patience or epoch < MIN_EPOCHS):
         epoch += 1
         t0 = time.perf_counter()
         model.train()
@@ -213,8 +213,8 @@ def train(
             checkpoint.save(state_dir / checkpoint_file(BEST_CHECKPOINT), snapshot)
         else:
             stale += 1
-        if epoch == EARLY_EPOCH:
-            checkpoint.save(state_dir / checkpoint_file(EARLY_CHECKPOINT), snapshot)
+        for name in (name for name, at in EPOCH_CHECKPOINTS.items() if at == epoch):
+            checkpoint.save(state_dir / checkpoint_file(name), snapshot)
         checkpoint.save(
             last,
             {
@@ -232,8 +232,8 @@ def train(
         if os.environ.get(KILL_ENV) == str(epoch):
             os.kill(os.getpid(), signal.SIGKILL)
 
-    if epoch < EARLY_EPOCH:
-        raise RuntimeError(f"training stopped after {epoch} epochs, before the early checkpoint")
+    if epoch < MIN_EPOCHS:
+        raise RuntimeError(f"training stopped after {epoch} epochs, before the checkpoints {EPOCH_CHECKPOINTS}")
     for name in map(checkpoint_file, CHECKPOINTS):
         with atomic_path(run_dir / name) as tmp:
             shutil.copyfile(state_dir / name, tmp)
