@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from equidyn.stats import _t_quantile, mean_ci, paired_effect, seeds_needed, verdict
+from equidyn.stats import _t_quantile, ci_columns, mean_ci, paired_effect, seeds_needed, verdict
 
 
 def test_t_interval_matches_the_textbook_value():
@@ -78,3 +78,14 @@ def test_bootstrap_is_seeded_and_close_to_t_for_many_seeds():
     assert a.ci_low == pytest.approx(t.ci_low, abs=0.05) and a.ci_high == pytest.approx(t.ci_high, abs=0.05)
     with pytest.raises(ValueError, match="method"):
         mean_ci(x, method="jackknife")
+
+
+def test_ci_columns_for_summary_tables():
+    import pandas as pd
+
+    df = pd.DataFrame({"model": ["a", "a", "a", "b"], "rmse": [1.0, 2.0, 3.0, 5.0]})
+    out = ci_columns(df.groupby("model").rmse, "rmse")
+    assert list(out.columns) == ["rmse_mean", "rmse_ci_low", "rmse_ci_high"]
+    half = 4.302652729911275 * 1.0 / math.sqrt(3)  # t_{0.975,2}·sd/√3
+    assert (out.loc["a", "rmse_ci_low"], out.loc["a", "rmse_ci_high"]) == pytest.approx((2 - half, 2 + half))
+    assert out.loc["b", "rmse_mean"] == 5.0 and math.isnan(out.loc["b", "rmse_ci_low"])  # one seed: no interval

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["Interval", "mean_ci", "paired_effect", "seeds_needed", "verdict"]
+__all__ = ["Interval", "ci_columns", "mean_ci", "paired_effect", "seeds_needed", "verdict"]
 
 LEVEL = 0.95
 MAX_SEEDS = 1000
@@ -134,3 +134,15 @@ def seeds_needed(estimate: Interval, level: float = LEVEL, margin: float = 0.0) 
         if _t_quantile(n, level) * sd / math.sqrt(n) < room:
             return float(n)
     return float(MAX_SEEDS)
+
+
+def ci_columns(grouped_values, name: str, level: float = LEVEL):
+    """``{name}_mean``, ``{name}_ci_low``, ``{name}_ci_high`` per group of a pandas ``SeriesGroupBy`` of seed values:
+    what summary tables report instead of mean ± sd."""
+    import pandas as pd
+
+    def row(values) -> pd.Series:
+        est = mean_ci(list(values), level)
+        return pd.Series({f"{name}_mean": est.mean, f"{name}_ci_low": est.ci_low, f"{name}_ci_high": est.ci_high})
+
+    return grouped_values.apply(row).unstack()

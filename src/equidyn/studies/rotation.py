@@ -166,22 +166,22 @@ def benchmark_table(eval_files: list[str], out: str | os.PathLike):
 
 
 def summary_table(benchmark_csv: str | os.PathLike, out: str | os.PathLike):
-    """``rotation_summary.csv``: mean ± sd over seeds per (model, alpha), next to W22's published RMSEs."""
+    """``rotation_summary.csv``: mean and 95 % CI over seeds (Student's t) per (model, alpha), next to W22's RMSEs."""
     import pandas as pd
+
+    from ..stats import ci_columns
 
     df = pd.read_csv(benchmark_csv)
     grouped = df.groupby(["model", "alpha"])
     summary = grouped.agg(
         params=("params", "first"),
         n_seeds=("seed", "nunique"),
-        rmse_future_mean=("rmse_future", "mean"),
-        rmse_future_sd=("rmse_future", "std"),
-        rmse_domain_mean=("rmse_domain", "mean"),
-        rmse_domain_sd=("rmse_domain", "std"),
         config_sha=("config_sha", lambda s: ";".join(sorted(set(s)))),
         git_rev=("git_rev", lambda s: ";".join(sorted(set(s)))),
         data_sha=("data_sha", lambda s: ";".join(sorted(set(s)))),
-    ).reset_index()
+    )
+    summary = summary.join(ci_columns(grouped.rmse_future, "rmse_future"))
+    summary = summary.join(ci_columns(grouped.rmse_domain, "rmse_domain")).reset_index()
     summary["w22_rmse_future"] = summary["model"].map(lambda m: W22_RMSE.get(m, (None, None))[0])
     summary["w22_rmse_domain"] = summary["model"].map(lambda m: W22_RMSE.get(m, (None, None))[1])
     cols = [
@@ -190,10 +190,12 @@ def summary_table(benchmark_csv: str | os.PathLike, out: str | os.PathLike):
         "params",
         "n_seeds",
         "rmse_future_mean",
-        "rmse_future_sd",
+        "rmse_future_ci_low",
+        "rmse_future_ci_high",
         "w22_rmse_future",
         "rmse_domain_mean",
-        "rmse_domain_sd",
+        "rmse_domain_ci_low",
+        "rmse_domain_ci_high",
         "w22_rmse_domain",
         *LINEAGE_COLUMNS,
     ]
