@@ -213,3 +213,48 @@ def test_e2cnn_and_rsteer_build_as_before(rng) -> None:
         torch.manual_seed(0)
         second = build_model(spec).eval()  # every layer's variances now come from the cache
         assert torch.equal(first(x), second(x))
+
+
+# -- fewer, fuller cluster submissions -------------------------------------------------------------------------------
+
+
+def _profile() -> dict:
+    import yaml
+
+    return yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
+
+
+def test_the_slurm_profile_groups_each_measured_runs_training_and_measures_by_existing_rule_names() -> None:
+    """A rule renamed in rules/*.smk without the profile would silently lose its grouping (Snakemake ignores
+    unknown names), turning ~470 submissions back into ~2,800."""
+    import yaml
+
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    out = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--list-rules", "--nolock", "--profile", "profiles/slurm"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    rules = set(out.stdout.split())
+    groups = dict(entry.split("=") for entry in _profile()["groups"])
+    assert set(groups) <= rules, f"profile groups name rules that do not exist: {sorted(set(groups) - rules)}"
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    measured = {entry["study"] for entry in config["dynamics"]["runs"]}
+    must = {f"{study}_train" for study in measured} | {r for r in rules if r.startswith("measure_")}
+    assert {r: groups.get(r) for r in must} == {r: "run" for r in must}
+
+
+def test_the_slurm_profiles_per_submission_limits_admit_every_configured_request() -> None:
+    """Snakemake refuses a job whose request exceeds the per-submission limits the profile sets for grouping."""
+    import yaml
+
+    profile = _profile()
+    limits = dict(entry.split("=") for entry in profile["resources"])
+    assert "gpu=local" in profile["set-resource-scopes"]  # else gpu=1 would cap the whole cluster at one GPU job
+    merged = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["resources"]
+    for kind, values in (yaml.safe_load((ROOT / "config" / "slurm.yaml").read_text()) or {})["resources"].items():
+        merged[kind] = {**merged.get(kind, {}), **values}
+    for kind, values in merged.items():
+        assert values.get("threads", 1) <= profile["cores"], kind
+        assert values.get("mem_mb", 0) <= int(limits["mem_mb"]), kind
+        assert values.get("gpu", 0) <= int(limits["gpu"]), kind
