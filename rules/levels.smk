@@ -9,6 +9,7 @@ rule levels_all:
     input:
         W.table("data_equivariance"),
         W.table("levels"),
+        W.table("levels_summary"),
         R("figures/ee_vs_data_ee.pdf"),
         R("figures/ee_vs_data_ee.png"),
 
@@ -133,6 +134,22 @@ rule levels_table:
         ENV
     shell:
         "python -m equidyn.cli levels-table --eval-files {input.evals} --data-table-path {input.data} --out {output} > {log} 2>&1"
+
+
+rule levels_summary:
+    input:
+        W.table("levels"),
+    output:
+        report(W.table("levels_summary"), caption="../workflow/report/levels_summary.rst", category="1 Symmetry levels"),
+    log:
+        R("logs/tables/levels_summary.log"),
+    benchmark:
+        R("benchmarks/tables/levels_summary.tsv")
+    threads: 1
+    conda:
+        ENV
+    shell:
+        "python -m equidyn.cli levels-summary --levels-csv {input} --out {output} > {log} 2>&1"
 
 
 rule figure_ee_vs_data_ee:

@@ -54,6 +54,7 @@ def levels_table(seeds=(0, 1, 2)) -> pd.DataFrame:
                             "test_rmse": rmse * (1 + 0.01 * seed),
                             "ee": ee * (1 + 0.01 * seed),
                             "data_ee": data_ee,
+                            "params": 100,
                             **LINEAGE,
                         }
                     )
@@ -181,3 +182,15 @@ def test_nothing_testable_is_an_error_and_the_forest_plot_is_drawn(tmp_path):
     claims_table(tmp_path / "claims.csv", rotation_csv=write(tmp_path, "rot", rotation_table(convnet=0.9)))
     forest(tmp_path / "claims.csv", tmp_path / "claims.pdf")
     assert (tmp_path / "claims.pdf").stat().st_size > 5_000 and (tmp_path / "claims.png").stat().st_size > 10_000
+
+
+def test_levels_summary_reports_mean_and_ci(tmp_path):
+    from equidyn.studies.levels import summary_table
+
+    summary = summary_table(write(tmp_path, "levels", levels_table()), tmp_path / "levels_summary.csv")
+    row = summary[(summary.model == "e2cnn") & (summary.level == 4) & (summary.checkpoint == "best")].iloc[0]
+    rmse = [0.20 * (1 + 0.01 * s) for s in (0, 1, 2)]
+    half = 4.302652729911275 * np.std(rmse, ddof=1) / math.sqrt(3)
+    assert row.n_seeds == 3 and row.test_rmse_mean == pytest.approx(np.mean(rmse))
+    assert (row.test_rmse_ci_low, row.test_rmse_ci_high) == pytest.approx((np.mean(rmse) - half, np.mean(rmse) + half))
+    assert row.data_ee == 0.54 and "test_rmse_sd" not in summary and row.config_sha == "cfg"

@@ -81,6 +81,11 @@ COMMANDS: dict[str, tuple[str, list[Arg], str]] = {
         [_a("--eval-files", nargs="+", required=True), _a("--data-table-path", required=True), OUT],
         "tables/levels.csv",
     ),
+    "levels-summary": (
+        "equidyn.studies.levels:summary_table",
+        [_a("--levels-csv", required=True), OUT],
+        "tables/levels_summary.csv: mean and 95% CI over seeds",
+    ),
     "rotation-data": (
         "equidyn.studies.rotation:generate",
         [SETTINGS, OUT],

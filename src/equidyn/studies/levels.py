@@ -19,7 +19,7 @@ DESCRIPTION = StudyDescription(
     name="levels",
     run_pattern="{model}/alpha{alpha}/level{level}/seed{seed}",
     store="data/levels/level{level}.zarr",
-    tables=("data_equivariance", "levels"),
+    tables=("data_equivariance", "levels", "levels_summary"),
     measured_split="test",
     headline=("test", "rmse"),
 )
@@ -191,3 +191,30 @@ def levels_table(eval_files: list[str], data_table_path: str | os.PathLike, out:
     df = df[order].sort_values(["model", "alpha", "level", "seed", "checkpoint"]).reset_index(drop=True)
     write_csv(df, out)
     return df
+
+
+def summary_table(levels_csv: str | os.PathLike, out: str | os.PathLike):
+    """``levels_summary.csv``: per (model, alpha, level, checkpoint), test RMSE and model EE as mean and 95 % CI
+    over seeds (Student's t), next to the level's data EE. Comparisons between models: the claims table."""
+    import pandas as pd
+
+    from ..stats import ci_columns
+
+    df = pd.read_csv(levels_csv)
+    joined = lambda s: ";".join(sorted(set(map(str, s))))  # noqa: E731
+    grouped = df.groupby(["model", "alpha", "level", "checkpoint"])
+    summary = grouped.agg(
+        params=("params", "first"),
+        n_seeds=("seed", "nunique"),
+        data_ee=("data_ee", "first"),
+        config_sha=("config_sha", joined),
+        git_rev=("git_rev", joined),
+        data_sha=("data_sha", joined),
+    )
+    summary = summary.join(ci_columns(grouped.test_rmse, "test_rmse")).join(ci_columns(grouped.ee, "ee"))
+    summary = summary.reset_index()
+    cols = ["model", "alpha", "level", "checkpoint", "params", "n_seeds"]
+    cols += [f"{v}_{s}" for v in ("test_rmse", "ee") for s in ("mean", "ci_low", "ci_high")]
+    summary = summary[[*cols, "data_ee", *LINEAGE_COLUMNS]]
+    write_csv(summary, out)
+    return summary
