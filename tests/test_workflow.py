@@ -127,6 +127,31 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert set(measured.checkpoint) == {"epoch3", "best"}
     assert set(measured.study) == {"levels", "superres"}
 
+    # issue 9: the claims table answers with paired effects and 95 % CIs; summaries report CIs, not sds
+    claims = tables["claims"]
+    for column in ("claim", "source", "quantity", "effect", "ci_low", "ci_high", "n_seeds", "verdict", "seeds_needed",
+                   "config_sha", "git_rev", "data_sha"):  # fmt: skip
+        assert column in claims, column
+    assert set(claims.verdict) <= {"supported", "contradicted", "not resolved"}
+    assert {"BLOG", "W22"} <= set(claims.source)
+    quantities = set(claims.quantity)
+    assert {"test RMSE", "λ_max", "Hessian trace", "curvature sharpness", "test MAE", "RMSE test-domain"} <= quantities
+    assert any(q.startswith("Pearson") for q in quantities)
+    if {"escnn", "cnn"} & set(tables["tutorial"].model):  # the tutorial's claims need its escnn / cnn labels
+        assert "TUT" in set(claims.source)
+    resolved = claims[claims.verdict != "not resolved"]
+    assert ((resolved.ci_high < 0) | (resolved.ci_low > 0) | resolved.claimed.str.startswith("|effect|")).all()
+    for name, column in (("rotation_summary", "rmse_domain_ci_low"), ("superres_summary", "test_mae_ci_high"),
+                         ("levels_summary", "test_rmse_ci_low")):  # fmt: skip
+        assert column in tables[name] and not any(c.endswith("_sd") and "w2" not in c and "blog" not in c
+                                                   for c in tables[name].columns), name  # fmt: skip
+    for ext in ("pdf", "png"):
+        assert (res / "figures" / f"claims.{ext}").stat().st_size > 10_000
+    import json
+
+    lie = json.loads((res / "runs/levels/e2cnn/alpha0/level0/seed0/lie_best.json").read_text())
+    assert lie["order"] == 4 and len({s[0] for s in lie["samples"]}) > 1  # samples from several simulations
+
     figures = ["ee_vs_data_ee", "rotation_rollout", "rotation_rmse_by_step", "superres_curves", "superres_slices",
                "tutorial_rotated", "tutorial_skill", "ee_vs_alpha", "lie_vs_alpha", "levels_curves",
                "test_rmse_bars", "hessian_density", "sharpness"]  # fmt: skip
