@@ -3,8 +3,8 @@
 Both measures need the same three things done the same way, so they live here once:
 
 * the loss ``L(w)`` is the *sample-weighted* mean of a mean-reduction criterion over the caller's fixed list of
-  batches, so a short last batch does not carry the weight of a full one (the published test MAE did, REFERENCE
-  §4);
+  batches, so a short last batch does not carry the weight of a full one (the published test MAE did,
+  docs/references.md [W24]);
 * the trainable parameters are viewed as one flat vector, because directions (sharpness) and Krylov vectors
   (Hessian) live on the whole parameter vector, not per layer;
 * randomness comes from a private ``torch.Generator`` seeded by the caller's seed alone and drawn on the CPU in
