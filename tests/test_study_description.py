@@ -46,8 +46,8 @@ def test_an_unknown_study_is_an_error_naming_the_known_ones() -> None:
 def test_checkpoint_names_derive_from_the_early_epoch() -> None:
     assert f"epoch{runs.EARLY_EPOCH}" == runs.EARLY_CHECKPOINT
     assert runs.EPOCH_CHECKPOINTS[runs.EARLY_CHECKPOINT] == runs.EARLY_EPOCH
-    assert runs.CHECKPOINTS == (*runs.EPOCH_CHECKPOINTS, runs.BEST_CHECKPOINT)
-    assert runs.MIN_EPOCHS == max(runs.EPOCH_CHECKPOINTS.values())
+    assert (*runs.EPOCH_CHECKPOINTS, runs.BEST_CHECKPOINT) == runs.CHECKPOINTS
+    assert max(runs.EPOCH_CHECKPOINTS.values()) == runs.MIN_EPOCHS
     d = catalog.description("levels")
     files = d.train_files()
     assert {files[c] for c in runs.CHECKPOINTS} == {f"{c}.pt" for c in runs.CHECKPOINTS}
