@@ -1,29 +1,55 @@
-# The rotation-equivariance tutorial ([TUT]): a user's NetCDF (`--config tutorial_data=PATH`) or the built-in
-# file made from horizontal slices of the turbulence data -> prepared store -> one job per (target, model, seed)
-# that trains on orientation-biased data and tests on rotated data -> table and figures.
+# The rotation tutorial ([TUT]): per flow (f0; with tutorial.coriolis.f > 0 also an f-plane flow), the
+# tutorial's own offline turbulence -> the built-in NetCDF (+x wind added) or, for f0, a user's NetCDF
+# (`--config tutorial_data=PATH`) -> coarse-grained inputs and sub-filter flux targets -> one job per
+# (flow, model, seed) that trains on orientation-biased data and tests on rotated and mirrored data -> tables, figures.
 
 TU = config["tutorial"]
 TU_RUN = W.run_dir_pattern("tutorial")
 
 
+wildcard_constraints:
+    flow="f[0-9.e+-]+",
+
+
 rule tutorial_all:
     input:
         R("tables/tutorial.csv"),
+        R("tables/tutorial_ceiling.csv"),
         R("figures/tutorial_rotated.pdf"),
         R("figures/tutorial_skill.pdf"),
 
 
+rule tutorial_turbulence:
+    output:
+        directory(R("data/tutorial/{flow}/turbulence.zarr")),
+    params:
+        settings=W.tutorial_turbulence_settings,
+    log:
+        R("logs/tutorial/{flow}/turbulence.log"),
+    benchmark:
+        R("benchmarks/tutorial/{flow}/turbulence.tsv")
+    threads: 1
+    resources:
+        runtime=W.res("data", "runtime"),
+        mem_mb=W.res("data", "mem_mb"),
+    conda:
+        ENV
+    shell:
+        "python -m equidyn.cli tutorial-turbulence --settings {params.settings:q} --out {output} --threads {threads}"
+        " > {log} 2>&1"
+
+
 rule tutorial_builtin:
     input:
-        turbulence=R("data/superres/turbulence.zarr"),
+        turbulence=R("data/tutorial/{flow}/turbulence.zarr"),
     output:
-        R("data/tutorial/builtin.nc"),
+        R("data/tutorial/{flow}/builtin.nc"),
     params:
         settings=settings_json({"data": TU["data"]}),
     log:
-        R("logs/tutorial/builtin.log"),
+        R("logs/tutorial/{flow}/builtin.log"),
     benchmark:
-        R("benchmarks/tutorial/builtin.tsv")
+        R("benchmarks/tutorial/{flow}/builtin.tsv")
     threads: 1
     resources:
         runtime=W.res("data", "runtime"),
@@ -37,15 +63,15 @@ rule tutorial_builtin:
 
 rule tutorial_prepare:
     input:
-        source=W.tutorial_source(),
+        source=W.tutorial_source,
     output:
         directory(W.store("tutorial")),
     params:
-        settings=W.tutorial_prepare_settings(),
+        settings=W.tutorial_prepare_settings,
     log:
-        R("logs/tutorial/prepare.log"),
+        R("logs/tutorial/{flow}/prepare.log"),
     benchmark:
-        R("benchmarks/tutorial/prepare.tsv")
+        R("benchmarks/tutorial/{flow}/prepare.tsv")
     threads: 1
     resources:
         runtime=W.res("data", "runtime"),
@@ -76,16 +102,18 @@ rule tutorial_train:
     conda:
         ENV
     shell:
-        "python -m equidyn.cli tutorial-train --settings {params.settings:q} --store {input.store} --label {wildcards.label}"
-        " --target {wildcards.target} --seed {wildcards.seed} --run-dir {params.run_dir} --threads {threads}"
+        "python -m equidyn.cli tutorial-train --settings {params.settings:q} --store {input.store} --flow {wildcards.flow}"
+        " --label {wildcards.label} --seed {wildcards.seed} --run-dir {params.run_dir} --threads {threads}"
         " >> {log} 2>&1"
 
 
 rule tutorial_table:
     input:
-        W.run_files("tutorial", "eval_rotated.json"),
+        evals=W.run_files("tutorial", "eval_rotated.json"),
+        stores=W.tutorial_stores(),
     output:
-        report(R("tables/tutorial.csv"), caption="../workflow/report/tutorial_table.rst", category="5 Tutorial"),
+        table=report(R("tables/tutorial.csv"), caption="../workflow/report/tutorial_table.rst", category="5 Tutorial"),
+        ceiling=R("tables/tutorial_ceiling.csv"),
     log:
         R("logs/tables/tutorial.log"),
     benchmark:
@@ -94,12 +122,13 @@ rule tutorial_table:
     conda:
         ENV
     shell:
-        "python -m equidyn.cli tutorial-table --eval-files {input} --out {output} > {log} 2>&1"
+        "python -m equidyn.cli tutorial-table --eval-files {input.evals} --stores {input.stores} --out {output.table}"
+        " --ceiling-out {output.ceiling} > {log} 2>&1"
 
 
 rule figure_tutorial_rotated:
     input:
-        W.run_files("tutorial", "rotated_example.npz", W.first_seed_runs("tutorial", target=TU["targets"][0])),
+        W.run_files("tutorial", "rotated_example.npz", W.first_seed_runs("tutorial", flow="f0")),
     output:
         pdf=R("figures/tutorial_rotated.pdf"),
         png=report(R("figures/tutorial_rotated.png"), caption="../workflow/report/tutorial_rotated.rst", category="5 Tutorial"),
@@ -116,7 +145,8 @@ rule figure_tutorial_rotated:
 
 rule figure_tutorial_skill:
     input:
-        R("tables/tutorial.csv"),
+        table=R("tables/tutorial.csv"),
+        ceiling=R("tables/tutorial_ceiling.csv"),
     output:
         pdf=R("figures/tutorial_skill.pdf"),
         png=report(R("figures/tutorial_skill.png"), caption="../workflow/report/tutorial_skill.rst", category="5 Tutorial"),
@@ -128,4 +158,5 @@ rule figure_tutorial_skill:
     conda:
         ENV
     shell:
-        "python -m equidyn.cli figure-tutorial-skill --table-csv {input} --out {output.pdf} > {log} 2>&1"
+        "python -m equidyn.cli figure-tutorial-skill --table-csv {input.table} --ceiling-csv {input.ceiling}"
+        " --out {output.pdf} > {log} 2>&1"

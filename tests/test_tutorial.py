@@ -14,11 +14,20 @@ import torch
 import xarray as xr
 import yaml
 
-from equidyn.data.tutorial_data import TARGETS, TutorialData, TutorialDataError, fluxes, prepare
+from equidyn.data.tutorial_data import (
+    TARGETS,
+    TutorialData,
+    TutorialDataError,
+    fluxes,
+    gradient_model_uv,
+    prepare,
+    r2_score,
+    subfilter_fluxes,
+)
 from equidyn.measures.equivariance import equivariance_error
 from equidyn.models.base import ModelSpec
 from equidyn.models.registry import build_model
-from equidyn.symmetry import C4, FieldLayout
+from equidyn.symmetry import C4, D4, FieldLayout
 
 ROOT = Path(__file__).resolve().parents[1]
 G = C4()
@@ -53,6 +62,60 @@ def test_flux_of_rotated_fields_is_the_transformed_flux(rng, padding: str) -> No
     assert torch.allclose(quarter, -G.transform_grid(base["uv"], 1), atol=1e-12)
 
 
+@pytest.mark.parametrize("factor", [2, 4])
+def test_subfilter_flux_of_transformed_fields_is_the_transformed_flux_under_d4(rng, factor: int) -> None:
+    """Every coarse-grained target (sign, vector, scalar) transforms by its representation under all of D4."""
+    fields = periodic_fields(rng, n=16, batch=3)
+    fields = fields + 0.3 * torch.randn(fields.shape, generator=torch.Generator().manual_seed(1), dtype=fields.dtype)
+    layout_in = FieldLayout.parse("1 vector + 1 scalar")
+    d4 = D4()
+    base = subfilter_fluxes(fields[:, 0], fields[:, 1], fields[:, 2], factor)
+    assert base["uv"].shape[-1] == 16 // factor and base["uv"].abs().mean() > 1e-3
+    for g in d4.elements:
+        moved = d4.act(g, fields, layout_in)
+        got = subfilter_fluxes(moved[:, 0], moved[:, 1], moved[:, 2], factor)
+        for name, layout in TARGETS.items():
+            expected = d4.act(g, base[name], FieldLayout.parse(layout))
+            assert torch.allclose(got[name], expected, atol=1e-12), (name, g)
+    # ⟨u′v′⟩ is odd under a quarter turn and under the mirror y -> -y, even under the diagonal mirror x <-> y
+    for g, sign in ((1, -1.0), (4, -1.0), (5, 1.0)):
+        got = subfilter_fluxes(*d4.act(g, fields, layout_in).unbind(1), factor)["uv"]
+        assert torch.allclose(got, sign * d4.transform_grid(base["uv"], g), atol=1e-12), g
+    # the fluxes are Galilean invariant: the added wind changes inputs only
+    shifted = subfilter_fluxes(fields[:, 0] + 5.0, fields[:, 1], fields[:, 2], factor)
+    for name in TARGETS:
+        assert torch.allclose(shifted[name], base[name], atol=1e-10), name
+
+
+def test_gradient_model_and_r2_have_known_answers() -> None:
+    # u = a x, v = b y: ∇u·∇v = 0; u = v = x: the model is 1/12 everywhere (unit spacing)
+    y, x = np.meshgrid(np.arange(6.0), np.arange(6.0), indexing="ij")
+    assert np.allclose(gradient_model_uv(2 * x, 3 * y), 0.0)
+    assert np.allclose(gradient_model_uv(x, x), 1 / 12)
+    truth = np.random.default_rng(0).standard_normal((5, 1, 4, 4))
+    assert r2_score(truth, truth) == 1.0
+    assert abs(r2_score(np.broadcast_to(truth.mean(), truth.shape), truth)) < 1e-12  # the mean scores 0
+    assert r2_score(-truth, truth) < -3  # worse than the mean
+
+
+def test_the_closure_targets_are_learnable_a_priori(tmp_path: Path) -> None:
+    """On coarse-grained smooth turbulence the gradient model explains most of ⟨u′v′⟩ (a ceiling for the models)."""
+    from equidyn.data.turbulence import OfflineTurbulenceSettings, generate_offline
+    from equidyn.data.tutorial_data import builtin_from_turbulence
+    from equidyn.store import open_store
+
+    generate_offline(OfflineTurbulenceSettings(n=16, n_samples=5, n_times=1, spinup_time=2.0), tmp_path / "t.zarr")
+    builtin_from_turbulence(tmp_path / "t.zarr", 2.0, tmp_path / "b.nc")
+    prepare(TutorialData(factor=2, levels=1), tmp_path / "b.nc", ["uv", "vector_flux"], tmp_path / "p.zarr")
+    ds = open_store(tmp_path / "p.zarr")
+    assert ds.attrs["input_layout"] == "3 vector + 3 scalar" and ds.sizes["channel"] == 9
+    assert ds.sizes["x"] == 8 and ds.attrs["coarsening_factor"] == 2
+    assert 0.3 < ds.attrs["gradient_model_r2_fitted"] <= 1.0
+    # every sample of one simulation sample lies in one split
+    for _, split in pd.DataFrame({"g": ds.group.values, "s": ds.split.values}).groupby("g").s:
+        assert split.nunique() == 1
+
+
 @pytest.mark.parametrize("target", sorted(TARGETS))
 def test_escnn_model_is_exactly_equivariant_for_each_output_type(target: str) -> None:
     torch.manual_seed(0)
@@ -68,6 +131,91 @@ def test_escnn_model_is_exactly_equivariant_for_each_output_type(target: str) ->
     x = torch.randn(4, 3, 12, 12)
     ee = equivariance_error(model, x, G, spec.in_layout, spec.out_layout)
     assert ee["ee_rel"] <= 1e-5 and ee["output_mean_abs"] > 1e-3
+
+
+@pytest.mark.parametrize("group", ["C4", "D4"])
+@pytest.mark.parametrize("padding", ["circular", "zeros"])
+def test_multi_output_escnn_is_exactly_equivariant(group: str, padding: str) -> None:
+    """The coding activity's model: one network with a sign and a vector output (and levels as extra fields)."""
+    from equidyn.symmetry import group_by_name
+
+    torch.manual_seed(0)
+    spec = ModelSpec(
+        name="closure_escnn",
+        in_layout=FieldLayout.parse("3 vector + 3 scalar"),
+        out_layout=FieldLayout.parse("1 sign + 1 vector + 1 scalar"),
+        hidden=2,
+        layers=3,
+        grid=(8, 8),
+        group=group,
+        options={"padding": padding},
+    )
+    model = build_model(spec).eval()
+    x = torch.randn(3, 9, 8, 8)
+    ee = equivariance_error(model, x, group_by_name(group), spec.in_layout, spec.out_layout)
+    assert ee["ee_rel"] <= 1e-5 and ee["output_mean_abs"] > 1e-3
+    assert len(ee["ee_by_element"]) == (3 if group == "C4" else 7)
+    if group == "C4":  # a C4 model is not mirror-equivariant: the D4 test is sharp
+        mirrored = equivariance_error(model, x, D4(), spec.in_layout, spec.out_layout)
+        assert mirrored["ee_by_element"]["4"] > 1e-3
+
+
+def test_cnn_rows_are_not_equivariant_and_the_penalty_measures_the_mismatch() -> None:
+    torch.manual_seed(0)
+    layouts = {
+        "in_layout": FieldLayout.parse("1 vector + 1 scalar"),
+        "out_layout": FieldLayout.parse("1 sign + 1 vector"),
+    }
+    cnn = build_model(ModelSpec(name="closure_cnn", hidden=4, layers=3, grid=(8, 8), **layouts)).eval()
+    x = torch.randn(4, 3, 8, 8)
+    assert equivariance_error(cnn, x, G, **layouts)["ee_rel"] > 1e-2
+    penalised = build_model(ModelSpec(name="closure_cnn_penalty", hidden=4, layers=3, grid=(8, 8), **layouts))
+    assert penalised.has_regularizer
+    penalised.eval()
+    torch.manual_seed(3)
+    got = penalised.regularizer(x)
+    # the same draw, computed sample by sample
+    torch.manual_seed(3)
+    elements = torch.randint(1, 4, (4,)).tolist()
+    with torch.no_grad():
+        expected = torch.stack(
+            [
+                (
+                    penalised(G.act(g, x[i : i + 1], layouts["in_layout"]))
+                    - G.act(g, penalised(x[i : i + 1]), layouts["out_layout"])
+                )
+                .pow(2)
+                .mean()
+                for i, g in enumerate(elements)
+            ]
+        ).mean()
+    assert torch.allclose(got, expected, rtol=1e-5) and float(got) > 1e-4
+    got.backward()  # differentiable: the trainer adds alpha * regularizer to the loss
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in penalised.parameters())
+    # a pointwise scalar map is exactly equivariant: its penalty vanishes
+    scalar = {"in_layout": FieldLayout.parse("1 scalar"), "out_layout": FieldLayout.parse("1 scalar")}
+    pointwise = build_model(
+        ModelSpec(name="closure_cnn_penalty", hidden=3, layers=2, grid=(8, 8), kernel_size=1, **scalar)
+    )
+    assert float(pointwise.eval().regularizer(torch.randn(4, 1, 8, 8))) < 1e-12
+
+
+def test_runs_put_every_model_on_f0_and_the_coriolis_models_on_the_f_plane() -> None:
+    from equidyn.studies import tutorial
+
+    section = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())["tutorial"]
+    assert tutorial.flows(section) == {"f0": 0.0, "f2": 2.0}
+    grid = tutorial.runs(section)
+    labels = [m["label"] for m in section["models"]]
+    assert {(r["label"]) for r in grid if r["flow"] == "f0"} == set(labels)
+    assert {r["label"] for r in grid if r["flow"] == "f2"} == set(section["coriolis"]["models"])
+    assert len(grid) == len(section["seeds"]) * (len(labels) + len(section["coriolis"]["models"]))
+    settings = tutorial.run_settings(section, {"flow": "f2", "label": "escnn_d4", "seed": 0})
+    assert settings["coriolis"] == 2.0 and settings["model"]["group"] == "D4"
+    assert tutorial.output_layout(["uv", "vector_flux"]) == "1 sign + 1 vector"
+    with pytest.raises(ValueError, match="not among the models"):
+        tutorial.runs({**section, "coriolis": {"f": 1.0, "models": ["nope"]}})
+    assert tutorial.flows({**section, "coriolis": {"f": 0.0}}) == {"f0": 0.0}
 
 
 def user_file(tmp_path: Path, rng: np.random.Generator, n_time: int = 30, n: int = 16, **drop) -> Path:
@@ -107,6 +255,22 @@ def test_prepare_names_the_culprit(tmp_path: Path, rng) -> None:
     assert not (tmp_path / "p.zarr").exists()
 
 
+def test_degenerate_data_is_rejected_naming_the_variable(tmp_path: Path, rng) -> None:
+    settings = TutorialData(factor=2)
+    const = np.full((30, 16, 16), 0.7)
+    with pytest.raises(TutorialDataError, match="'w' \\(the scalar\\) is constant"):
+        prepare(settings, user_file(tmp_path, rng, w=(("time", "y", "x"), const)), ["uv"], tmp_path / "p.zarr")
+    zero = np.zeros((30, 16, 16))
+    path = user_file(tmp_path, rng, u=(("time", "y", "x"), zero))
+    with pytest.raises(TutorialDataError, match="'u' \\(the u\\) is constant"):
+        prepare(settings, path, ["uv"], tmp_path / "p.zarr")
+    with pytest.raises(TutorialDataError, match="leaves 1×1 cells"):
+        prepare(TutorialData(factor=16), user_file(tmp_path, rng), ["uv"], tmp_path / "p.zarr")
+    with pytest.raises(TutorialDataError, match=r"missing vertical .* dim\(s\) \[.z.\]"):
+        prepare(TutorialData(factor=2, levels=1), user_file(tmp_path, rng), ["uv"], tmp_path / "p.zarr")
+    assert not (tmp_path / "p.zarr").exists()
+
+
 def test_training_split_keeps_only_biased_samples(tmp_path: Path, rng) -> None:
     angles = np.linspace(-180, 180, 40, endpoint=False)
     fields = periodic_fields(rng, n=12, batch=40).numpy() * 0.1
@@ -126,13 +290,14 @@ def test_a_user_netcdf_runs_through_snakemake(tmp_path: Path, rng) -> None:
     tiny = {
         "name": "usertest",
         "tutorial": {
-            "data": {"padding": "reflect", "filter_width": 3, "mean_wind": 0.0},
-            "targets": ["uv"],
+            "data": {"factor": 2, "levels": 0, "mean_wind": 0.0},
+            "outputs": ["uv", "vector_flux"],
+            "coriolis": {"f": 0.0, "models": []},
             "seeds": [0],
             "models": [
-                {"label": "cnn", "model": "convnet", "hidden": 4, "layers": 3},
-                {"label": "escnn", "model": "e2cnn", "hidden": 2, "layers": 3},
-                {"label": "cnn_aug", "model": "convnet", "hidden": 4, "layers": 3, "augment": True},
+                {"label": "cnn", "model": "closure_cnn", "hidden": 4, "layers": 3},
+                {"label": "escnn", "model": "closure_escnn", "hidden": 2, "layers": 3},
+                {"label": "cnn_aug", "model": "closure_cnn", "hidden": 4, "layers": 3, "augment": True},
             ],
             "training": {"epochs": 3, "batch_size": 8, "lr": 3e-3, "patience": 3, "device": "cpu"},
         },
@@ -162,11 +327,16 @@ def test_a_user_netcdf_runs_through_snakemake(tmp_path: Path, rng) -> None:
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     res = tmp_path / "results" / "usertest"
-    assert not (res / "data" / "tutorial" / "builtin.nc").exists()  # the user's file, not the built-in one
+    assert not (res / "data" / "tutorial" / "f0" / "builtin.nc").exists()  # the user's file, not the built-in one
     table = pd.read_csv(res / "tables" / "tutorial.csv")
-    assert len(table) == 3 * 4 and set(table.rotation) == {0, 90, 180, 270}
+    assert len(table) == 3 * 8 * 2 and set(table.rotation) == {0, 90, 180, 270}
+    assert set(table["transform"]) == {"rotation", "reflection"} and set(table.output) == {"uv", "vector_flux"}
+    assert set(table.flow) == {"f0"}  # no Coriolis flow configured: only the user's file
     assert {"config_sha", "git_rev", "data_sha"} <= set(table.columns)
-    escnn = table[table.model == "escnn"].rmse
-    assert escnn.max() - escnn.min() <= 1e-4 * escnn.mean()
+    rotated = table[(table.model == "escnn") & (table["transform"] == "rotation")]
+    for _, g in rotated.groupby("output"):
+        assert g.rmse.max() - g.rmse.min() <= 1e-4 * g.rmse.mean()
+    ceiling = pd.read_csv(res / "tables" / "tutorial_ceiling.csv")
+    assert list(ceiling.flow) == ["f0"] and ceiling.gradient_model_r2_fitted.notna().all()
     for fig in ("tutorial_rotated", "tutorial_skill"):
         assert (res / "figures" / f"{fig}.pdf").stat().st_size > 5000

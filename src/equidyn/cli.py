@@ -129,6 +129,11 @@ COMMANDS: dict[str, tuple[str, list[Arg], str]] = {
         [_a("--by-step-csv", required=True), OUT],
         "figures/rotation_rmse_by_step.pdf",
     ),
+    "tutorial-turbulence": (
+        "equidyn.studies.tutorial:turbulence",
+        [SETTINGS, OUT, THREADS],
+        "the tutorial's offline turbulence of one flow (optionally on an f-plane)",
+    ),
     "tutorial-builtin": (
         "equidyn.studies.tutorial:builtin",
         [SETTINGS, _a("--turbulence", required=True), OUT],
@@ -144,17 +149,22 @@ COMMANDS: dict[str, tuple[str, list[Arg], str]] = {
         [
             SETTINGS,
             _a("--store", required=True),
+            _a("--flow", required=True),
             _a("--label", required=True),
-            _a("--target", required=True),
             _a("--seed", type=int, required=True),
             _a("--run-dir", required=True),
             THREADS,
         ],
-        "train one tutorial model and test it on rotated data",
+        "train one tutorial model and test it on rotated and mirrored data",
     ),
     "tutorial-table": (
         "equidyn.studies.tutorial:table",
-        [_a("--eval-files", nargs="+", required=True), OUT],
+        [
+            _a("--eval-files", nargs="+", required=True),
+            _a("--stores", nargs="+", required=True),
+            OUT,
+            _a("--ceiling-out", required=True),
+        ],
         "tables/tutorial.csv",
     ),
     "figure-tutorial-rotated": (
@@ -164,7 +174,7 @@ COMMANDS: dict[str, tuple[str, list[Arg], str]] = {
     ),
     "figure-tutorial-skill": (
         "equidyn.figures.tutorial:skill",
-        [_a("--table-csv", required=True), OUT],
+        [_a("--table-csv", required=True), _a("--ceiling-csv", required=True), OUT],
         "figures/tutorial_skill.pdf",
     ),
     "superres-data": (

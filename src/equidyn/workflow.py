@@ -100,12 +100,28 @@ class Workflow:
     def tutorial_user_file(self) -> str | None:
         return self.config.get("tutorial_data") or self.config["tutorial"]["data"].get("path")
 
-    def tutorial_source(self) -> str:
-        return self.tutorial_user_file() or self.R("data/tutorial/builtin.nc")
+    def tutorial_flows(self) -> dict[str, float]:
+        """Flow name (``f0``, ``f2`` …) → Coriolis parameter of the tutorial's data."""
+        return STUDIES["tutorial"].flows(self.config["tutorial"])
 
-    def tutorial_prepare_settings(self) -> str:
+    def tutorial_source(self, wildcards: Any) -> str:
+        """A user's file is the ``f0`` flow; the rotating flow is always the built-in f-plane simulation."""
+        user = self.tutorial_user_file()
+        if user and wildcards.flow == "f0":
+            return user
+        return self.R(f"data/tutorial/{wildcards.flow}/builtin.nc")
+
+    def tutorial_prepare_settings(self, wildcards: Any) -> str:
         tu = self.config["tutorial"]
-        return settings_json({"data": {**tu["data"], "path": self.tutorial_user_file()}, "targets": tu["targets"]})
+        path = self.tutorial_user_file() if wildcards.flow == "f0" else None
+        return settings_json({"data": {**tu["data"], "path": path}, "outputs": tu["outputs"]})
+
+    def tutorial_turbulence_settings(self, wildcards: Any) -> str:
+        tu = self.config["tutorial"]
+        return settings_json({"turbulence": tu["turbulence"], "coriolis": self.tutorial_flows()[wildcards.flow]})
+
+    def tutorial_stores(self) -> list[str]:
+        return [self.R(f"data/tutorial/{flow}/prepared.zarr") for flow in self.tutorial_flows()]
 
     # -- the dynamics measures ------------------------------------------------------------------------------------
     def measured_studies(self) -> tuple[str, ...]:

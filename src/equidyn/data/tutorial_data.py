@@ -1,25 +1,35 @@
-"""Data of the rotation-equivariance tutorial: horizontal (u, v) + a scalar, and filtered-flux targets.
+"""Data of the rotation tutorial: coarse-grained winds in, sub-filter fluxes out (the closure problem).
 
-**Inputs.** A NetCDF or zarr file (opened with xarray) holding, on horizontal slices, a wind ``(u, v)`` and a scalar
-(vertical velocity ``w``, temperature or buoyancy). The config names the variables and the two horizontal dims; all
-other dims are flattened into samples. The built-in file is made by :func:`builtin_from_turbulence` from horizontal
-slices of the offline turbulence, with a uniform wind along +x added (a Galilean shift, so still a Navier–Stokes
-flow): every training wind "blows along +x", the situation of the tutorial ([TUT]).
+**Source.** A NetCDF or zarr file (opened with xarray) holding a wind ``(u, v)`` and a scalar (vertical velocity
+``w``, temperature or buoyancy) on horizontal slices. The config names the variables, the two horizontal dims and
+the vertical dim; every other dim is flattened into samples. The built-in file is made by
+:func:`builtin_from_turbulence` from the offline turbulence (optionally on an f-plane, see
+:mod:`equidyn.data.turbulence`), with a uniform wind along +x added: a Galilean shift, so still a Navier–Stokes
+flow, and every training wind "blows along +x" as in the tutorial ([TUT]).
 
-**Targets**, computed here with a box filter ``F`` of odd width (or read from the file):
+**Coarse-graining** (as the tutorial's data, a 4× coarsening). ``C`` is the block mean over ``factor × factor``
+cells (a box filter of width ``factor`` followed by subsampling). The inputs are the coarse fields ``C(u), C(v),
+C(w)`` of a level and, with ``levels = L``, of the ``L`` levels above and below (each level's ``(u, v)`` a vector,
+each scalar a scalar: the tutorial's "collocated is necessary and multiple vertical levels is better"). The targets
+are the sub-filter fluxes, computed at the fine resolution and coarsened, ``τ_ab = C(ab) − C(a) C(b)``:
 
-* ``uv`` — the momentum flux ``⟨u′v′⟩ = F(uv) − F(u)F(v)``, which changes sign under a 90° rotation (C4's sign
-  irrep, escnn ``irrep(2)``);
+* ``uv`` — ``⟨u′v′⟩``, which changes sign under a quarter turn and under an axis mirror (the xy-quadrupole:
+  C4's sign irrep, escnn ``irrep(2)``; D4 ``irrep(1, 2)``);
 * ``vector_flux`` — ``(⟨u′w′⟩, ⟨v′w′⟩)``, a vector;
 * ``tke`` — ``½(⟨u′u′⟩ + ⟨v′v′⟩ + ⟨w′w′⟩)``, a scalar.
 
-``F`` is a centred box with circular (periodic data) or reflect padding, both of which commute with 90° rotations of
-a square patch, so each target transforms exactly by its representation — tests/test_tutorial.py checks the flux
-of rotated fields against the transformed flux. Non-square slices are cut into square patches.
+A block mean maps the blocks of a square grid onto each other under every D4 element, so each target of the
+transformed fields is the transformed target (tests/test_tutorial.py checks every target under C4 and the mirrors).
+The fluxes are Galilean invariant: the added wind changes the inputs, not the targets. ``factor: 1`` keeps the
+former same-resolution targets (a centred box filter of odd ``filter_width``, circular or reflect padding).
+Targets named in ``target_variables`` are read from the file (and block-averaged) instead of computed.
 
-**Splits** are by sample block (so correlated slices of one 3-D field never straddle train and test). Training
-keeps only *orientation-biased* samples: mean wind within ±``bias_degrees`` of +x. Normalisation uses one rms
-scale for the wind (a scalar keeps rotations exact), one for the scalar and one per target.
+**Splits** are by the outermost dim of the variables (``sample`` of the built-in file, e.g. ``time`` of a user
+file): every slice, level and patch of one outer index lands in one split, so correlated slices never straddle
+train and test. Training keeps only *orientation-biased* samples: mean wind within ±``bias_degrees`` of +x.
+Normalisation uses one rms scale for the wind (a scalar keeps rotations exact), one for the scalar and one per
+target. The a-priori skill of the gradient model ``Δ²/12 (∂ₓu ∂ₓv + ∂ᵧu ∂ᵧv)`` on the test split is stored with
+the data: the ceiling a local closure of the same inputs reaches.
 """
 
 from __future__ import annotations
@@ -38,7 +48,12 @@ from ..settings import settings_from_dict
 from ..store import open_store, write_store
 
 TARGETS = {"uv": "1 sign", "vector_flux": "1 vector", "tke": "1 scalar"}
-INPUT_LAYOUT = "1 vector + 1 scalar"
+
+
+def input_layout(levels: int) -> str:
+    """``(2L+1) vector + (2L+1) scalar``: every level's (u, v) first, then every level's scalar."""
+    n = 2 * levels + 1
+    return f"{n} vector + {n} scalar"
 
 
 class TutorialDataError(ValueError):
@@ -53,13 +68,16 @@ class TutorialData:
     variables: dict[str, str] = field(default_factory=lambda: {"u": "u", "v": "v", "scalar": "w"})
     target_variables: dict[str, str] = field(default_factory=dict)  # e.g. {"uv": "uw_flux"}: read, not computed
     horizontal_dims: tuple[str, str] = ("y", "x")
-    patch: int = 0  # square patch size; 0: the largest square that fits
-    filter_width: int = 5
-    padding: str = "circular"  # circular (periodic data) or reflect
+    vertical_dim: str = "z"  # only used with levels > 0
+    factor: int = 4  # coarsening factor; 1: same-resolution box-filter targets
+    levels: int = 0  # neighbouring levels on each side added to the inputs
+    patch: int = 0  # square patch size in coarse cells; 0: the largest square that fits
+    filter_width: int = 5  # factor 1 only
+    padding: str = "circular"  # factor 1 only: circular (periodic data) or reflect
     bias_degrees: float = 45.0
     mean_wind: float = 2.0  # built-in only: the added +x wind, in units of the turbulence rms speed
     split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
-    max_samples: int = 0  # 0: all
+    max_samples: int = 0  # 0: all; else that many slices, evenly spread over the file
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TutorialData:
@@ -74,13 +92,15 @@ class TutorialData:
             raise ValueError(f"tutorial.data.filter_width must be odd and positive, got {self.filter_width}")
         if self.padding not in ("circular", "reflect"):
             raise ValueError(f"tutorial.data.padding must be 'circular' or 'reflect', got {self.padding!r}")
+        if self.factor < 1 or self.levels < 0:
+            raise ValueError(f"tutorial.data: factor must be >= 1 and levels >= 0, got {self.factor}, {self.levels}")
         missing = {"u", "v", "scalar"} - set(self.variables)
         if missing:
             raise ValueError(f"tutorial.data.variables must name u, v and scalar; missing {sorted(missing)}")
 
 
 def builtin_from_turbulence(turbulence_store: str | os.PathLike, mean_wind: float, out: str | os.PathLike) -> None:
-    """Write the built-in tutorial NetCDF: every z-slice of every snapshot, with a +x wind added."""
+    """Write the built-in tutorial NetCDF: every snapshot's 3-D field, with a +x wind added."""
     ds = open_store(turbulence_store)
     vel = ds.velocity.values.astype(np.float32)  # (sample, time, component, z, y, x)
     rms = float(np.sqrt((vel.astype(np.float64) ** 2).sum(axis=2).mean()))
@@ -100,6 +120,7 @@ def builtin_from_turbulence(turbulence_store: str | os.PathLike, mean_wind: floa
             "source": f"equidyn built-in from {Path(turbulence_store).name}",
             "turbulence_sha256": ds.attrs["content_sha256"],
             "mean_wind_over_rms": mean_wind,
+            "coriolis": float(ds.attrs.get("coriolis", 0.0)),
         },
     )
     with atomic_path(out) as tmp:
@@ -118,23 +139,26 @@ def open_user_file(path: str | os.PathLike) -> xr.Dataset:
         raise TutorialDataError(f"tutorial data file {path} cannot be read as NetCDF or zarr: {err}") from err
 
 
-def _field(ds: xr.Dataset, role: str, name: str, hdims: tuple[str, str], path: str) -> np.ndarray:
-    """``name`` as ``(sample, y, x)`` float64, with every other dim flattened into samples."""
+def _field(ds: xr.Dataset, role: str, name: str, hdims: tuple[str, str], vdim: str | None, path: str):
+    """``name`` as ``(group, slice, [z,] y, x)`` float64 and the name of the group (outermost) dim."""
     if name not in ds.variables:
         raise TutorialDataError(f"{path}: variable {name!r} (the {role}) is missing; it has {sorted(ds.data_vars)}")
     var = ds[name]
-    absent = [d for d in hdims if d not in var.dims]
+    need = [*hdims, *([vdim] if vdim else [])]
+    absent = [d for d in need if d not in var.dims]
     if absent:
+        kind = "horizontal" if set(absent) <= set(hdims) else "vertical (tutorial.data.levels > 0)"
         raise TutorialDataError(
-            f"{path}: variable {name!r} (the {role}) has dims {var.dims}, missing horizontal dim(s) {absent}"
+            f"{path}: variable {name!r} (the {role}) has dims {var.dims}, missing {kind} dim(s) {absent}"
         )
-    other = [d for d in var.dims if d not in hdims]
-    values = var.transpose(*other, *hdims).values.astype(np.float64)
-    values = values.reshape(-1, *values.shape[-2:])
+    other = [d for d in var.dims if d not in need]
+    values = var.transpose(*other, *need[2:], *hdims).values.astype(np.float64)
+    group_dim = other[0] if other else None
+    values = values.reshape(values.shape[0] if other else 1, -1, *values.shape[len(other) :])
     if not np.isfinite(values).all():
         bad = int((~np.isfinite(values)).sum())
         raise TutorialDataError(f"{path}: variable {name!r} (the {role}) has {bad} NaN/inf values")
-    return values
+    return values, group_dim
 
 
 def box_filter(x: torch.Tensor, width: int, padding: str) -> torch.Tensor:
@@ -147,11 +171,28 @@ def box_filter(x: torch.Tensor, width: int, padding: str) -> torch.Tensor:
     return torch.nn.functional.avg_pool2d(y, width, stride=1).reshape(shape)
 
 
-def fluxes(u: torch.Tensor, v: torch.Tensor, s: torch.Tensor, width: int, padding: str) -> dict[str, torch.Tensor]:
-    """Filtered second moments ``⟨ab⟩ = F(ab) − F(a)F(b)`` as targets, each ``(n, C, y, x)``."""
+def coarsen(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """Block mean over ``factor × factor`` cells of the last two axes (sizes must be multiples of ``factor``)."""
+    if factor == 1:
+        return x
+    shape = x.shape
+    y = torch.nn.functional.avg_pool2d(x.reshape(-1, 1, *shape[-2:]), factor, stride=factor)
+    return y.reshape(*shape[:-2], *y.shape[-2:])
 
+
+def fluxes(u: torch.Tensor, v: torch.Tensor, s: torch.Tensor, width: int, padding: str) -> dict[str, torch.Tensor]:
+    """Same-resolution filtered second moments ``⟨ab⟩ = F(ab) − F(a)F(b)`` (``factor: 1``), each ``(n, C, y, x)``."""
+    return _moments(u, v, s, lambda a: box_filter(a, width, padding))
+
+
+def subfilter_fluxes(u: torch.Tensor, v: torch.Tensor, s: torch.Tensor, factor: int) -> dict[str, torch.Tensor]:
+    """Sub-filter fluxes at the coarse resolution, ``τ_ab = C(ab) − C(a) C(b)``, each ``(n, C, y/f, x/f)``."""
+    return _moments(u, v, s, lambda a: coarsen(a, factor))
+
+
+def _moments(u, v, s, op) -> dict[str, torch.Tensor]:
     def cov(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return box_filter(a * b, width, padding) - box_filter(a, width, padding) * box_filter(b, width, padding)
+        return op(a * b) - op(a) * op(b)
 
     return {
         "uv": cov(u, v)[:, None],
@@ -160,81 +201,191 @@ def fluxes(u: torch.Tensor, v: torch.Tensor, s: torch.Tensor, width: int, paddin
     }
 
 
+def gradient_model_uv(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """The gradient (Clark/Leonard) model ``Δ²/12 (∂ₓu ∂ₓv + ∂ᵧu ∂ᵧv)`` of ``⟨u′v′⟩`` from coarse fields.
+
+    For a box filter of width Δ and derivatives in coarse cells (Δ = 1 coarse cell): ``(1/12) ∇u·∇v``, second
+    order differences (one-sided at the edges, so it is the same for every orientation of a patch).
+    """
+    du = np.gradient(u, axis=(-2, -1))
+    dv = np.gradient(v, axis=(-2, -1))
+    return (du[0] * dv[0] + du[1] * dv[1]) / 12.0
+
+
+def r2_score(pred: np.ndarray, truth: np.ndarray) -> float:
+    """``1 − SS_res / SS_tot`` over every element (channels pooled, each channel about its own mean)."""
+    truth = truth.astype(np.float64)
+    axes = tuple(i for i in range(truth.ndim) if i != 1) if truth.ndim > 1 else 0
+    ss_tot = float(((truth - truth.mean(axis=axes, keepdims=True)) ** 2).sum())
+    ss_res = float(((pred.astype(np.float64) - truth) ** 2).sum())
+    return 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan")
+
+
+def _with_levels(x: np.ndarray, levels: int) -> np.ndarray:
+    """``(group, slice, z, y, x)`` → ``(group, slice·z', 2L+1, y, x)``: each interior level with its neighbours."""
+    n_z = x.shape[2]
+    if n_z < 2 * levels + 1:
+        raise TutorialDataError(f"tutorial.data.levels={levels} needs at least {2 * levels + 1} levels, have {n_z}")
+    stacks = [x[:, :, k - levels : k + levels + 1] for k in range(levels, n_z - levels)]
+    out = np.stack(stacks, axis=2)  # (group, slice, z', 2L+1, y, x)
+    return out.reshape(x.shape[0], -1, 2 * levels + 1, *x.shape[-2:])
+
+
 def _square_patches(x: np.ndarray, patch: int) -> np.ndarray:
+    """``(group, n, C, y, x)`` → ``(group, n·tiles, C, p, p)``."""
     n_y, n_x = x.shape[-2:]
     size = patch or min(n_y, n_x)
     if size > min(n_y, n_x):
-        raise TutorialDataError(f"tutorial.data.patch {size} exceeds the horizontal size {n_y}×{n_x}")
+        raise TutorialDataError(f"tutorial.data.patch {size} exceeds the coarse horizontal size {n_y}×{n_x}")
     tiles = [
         x[..., i : i + size, j : j + size]
         for i in range(0, n_y - size + 1, size)
         for j in range(0, n_x - size + 1, size)
     ]
-    return np.stack(tiles, axis=1).reshape(-1, *x.shape[1:-2], size, size)
+    out = np.stack(tiles, axis=2)
+    return out.reshape(x.shape[0], -1, *x.shape[2:-2], size, size)
+
+
+def check_not_degenerate(raw: dict[str, np.ndarray], names: dict[str, str], settings: TutorialData, path: str) -> None:
+    """Reject data no closure can be learnt from, naming the culprit: too small, constant, or without wind."""
+    n_y, n_x = next(iter(raw.values())).shape[-2:]
+    coarse = min(n_y, n_x) // settings.factor
+    if coarse < 3:
+        raise TutorialDataError(
+            f"{path}: the horizontal grid {n_y}×{n_x} ({'×'.join(settings.horizontal_dims)}) coarsened by "
+            f"tutorial.data.factor={settings.factor} leaves {coarse}×{coarse} cells; a 3×3 stencil needs at least 3"
+        )
+    for role, values in raw.items():
+        if float(values.max()) == float(values.min()):
+            raise TutorialDataError(f"{path}: variable {names[role]!r} (the {role}) is constant ({values.flat[0]!r})")
+    if not (np.any(raw["u"] != 0) or np.any(raw["v"] != 0)):
+        raise TutorialDataError(f"{path}: the wind ({names['u']!r}, {names['v']!r}) is zero everywhere")
 
 
 def prepare(settings: TutorialData, source: str | os.PathLike, targets: list[str], out: str | os.PathLike) -> str:
-    """Validate the source file, compute targets, select biased training samples, split and store."""
+    """Validate the source, coarse-grain, compute targets, select biased training samples, split and store."""
     unknown = sorted(set(targets) - set(TARGETS))
     if unknown:
         raise ValueError(f"unknown tutorial target(s) {unknown}; available: {sorted(TARGETS)}")
     ds = open_user_file(source)
+    path = str(source)
     hdims = tuple(settings.horizontal_dims)
-    raw = {role: _field(ds, role, name, hdims, str(source)) for role, name in settings.variables.items()}
+    vdim = settings.vertical_dim if settings.levels > 0 else None
+    raw, groups = {}, set()
+    for role, name in settings.variables.items():
+        raw[role], group_dim = _field(ds, role, name, hdims, vdim, path)
+        groups.add(group_dim)
     shapes = {role: a.shape for role, a in raw.items()}
     if len(set(shapes.values())) != 1:
         raise TutorialDataError(f"{source}: u, v and the scalar differ in shape: {shapes}")
-    stacked = _square_patches(np.stack([raw["u"], raw["v"], raw["scalar"]], axis=1), settings.patch)
-    if settings.max_samples:
-        stacked = stacked[: settings.max_samples]
-    x = torch.from_numpy(stacked)
-    computed = fluxes(x[:, 0], x[:, 1], x[:, 2], settings.filter_width, settings.padding)
+    check_not_degenerate(raw, settings.variables, settings, path)
+    f = settings.factor
+    n_y, n_x = raw["u"].shape[-2:]
+    crop = (..., slice(0, n_y - n_y % f), slice(0, n_x - n_x % f))
+    fine = {role: torch.from_numpy(np.ascontiguousarray(a[crop])) for role, a in raw.items()}
+    if f > 1:
+        computed = subfilter_fluxes(
+            fine["u"].flatten(0, -3), fine["v"].flatten(0, -3), fine["scalar"].flatten(0, -3), f
+        )
+    else:
+        computed = fluxes(
+            fine["u"].flatten(0, -3), fine["v"].flatten(0, -3), fine["scalar"].flatten(0, -3), settings.filter_width,
+            settings.padding,
+        )  # fmt: skip
+    lead = fine["u"].shape[:-2]  # (group, slice[, z])
+    coarse = {role: coarsen(a, f).numpy() for role, a in fine.items()}
     target_arrays = {}
     for name in targets:
         if name in settings.target_variables:
             var = settings.target_variables[name]
-            arr = _field(ds, f"{name} target", var, hdims, str(source))
-            target_arrays[name] = _square_patches(arr[:, None], settings.patch)[: len(stacked)]
+            arr, _ = _field(ds, f"{name} target", var, hdims, vdim, path)
+            target_arrays[name] = coarsen(torch.from_numpy(np.ascontiguousarray(arr[crop])), f).numpy()[..., None, :, :]
         else:
-            target_arrays[name] = computed[name].numpy()
+            arr = computed[name].numpy()
+            target_arrays[name] = arr.reshape(*lead, arr.shape[1], *arr.shape[-2:])
+    # (group, slice[, z], C, y, x) with the neighbouring levels as channels
+    if settings.levels:
+        lv = settings.levels
+        wind = [_with_levels(coarse[c], lv) for c in ("u", "v")]
+        scal = _with_levels(coarse["scalar"], lv)
+        inputs = np.concatenate([np.stack(wind, axis=3).reshape(*scal.shape[:2], -1, *scal.shape[-2:]), scal], axis=2)
+        target_arrays = {
+            k: a[:, :, lv : a.shape[2] - lv].reshape(a.shape[0], -1, *a.shape[3:]) for k, a in target_arrays.items()
+        }
+    else:
+        inputs = np.stack([coarse["u"], coarse["v"], coarse["scalar"]], axis=-3)
+        inputs = inputs.reshape(inputs.shape[0], -1, *inputs.shape[-3:])
+        target_arrays = {k: a.reshape(a.shape[0], -1, *a.shape[-3:]) for k, a in target_arrays.items()}
+    inputs = _square_patches(inputs, settings.patch)
+    target_arrays = {k: _square_patches(a, settings.patch) for k, a in target_arrays.items()}
 
-    n = len(stacked)
+    n_groups, per_group = inputs.shape[:2]
+    group_id = np.repeat(np.arange(n_groups), per_group)
+    x_all = inputs.reshape(-1, *inputs.shape[2:])
+    y_all = {k: a.reshape(-1, *a.shape[2:]) for k, a in target_arrays.items()}
+    order = np.arange(len(x_all))
+    if settings.max_samples and settings.max_samples < len(order):
+        order = np.unique(np.linspace(0, len(order) - 1, settings.max_samples).round().astype(int))
     fractions = np.asarray(settings.split_fractions, dtype=float)
-    bounds = np.floor(np.cumsum(fractions / fractions.sum()) * n).astype(int)
-    split = np.full(n, "test", dtype=object)
-    split[: bounds[0]] = "train"
-    split[bounds[0] : bounds[1]] = "valid"
-    mean_u, mean_v = stacked[:, 0].mean(axis=(1, 2)), stacked[:, 1].mean(axis=(1, 2))
-    angle = np.degrees(np.arctan2(mean_v, mean_u))
+    bounds = np.floor(np.cumsum(fractions / fractions.sum()) * n_groups).astype(int)
+    group_split = np.full(n_groups, "test", dtype=object)
+    group_split[: bounds[0]] = "train"
+    group_split[bounds[0] : bounds[1]] = "valid"
+    split = group_split[group_id[order]]
+    for name in ("train", "valid", "test"):
+        if not (split == name).any():
+            raise TutorialDataError(
+                f"{source}: the {name} split is empty: {n_groups} independent group(s) along the outermost dim "
+                f"({sorted(g for g in groups if g) or 'none'}) for split_fractions {settings.split_fractions}"
+            )
+    centre = settings.levels  # the channel of the centre level's u; its v is centre + 2L+1 ... see input_layout
+    n_lev = 2 * settings.levels + 1
+    u_c, v_c = x_all[order, 2 * centre], x_all[order, 2 * centre + 1]
+    angle = np.degrees(np.arctan2(v_c.mean(axis=(1, 2)), u_c.mean(axis=(1, 2))))
     biased = np.abs(angle) <= settings.bias_degrees
     keep = (split != "train") | biased  # orientation bias on the training split only
     if not keep[split == "train"].any():
         raise TutorialDataError(
             f"{source}: no training sample has its mean wind within ±{settings.bias_degrees}° of +x"
         )
-    idx = np.flatnonzero(keep)
-    train = idx[split[idx] == "train"]
-    wind_scale = float(np.sqrt((stacked[train, :2] ** 2).sum(axis=1).mean()))
-    scalar_scale = float(np.sqrt((stacked[train, 2] ** 2).mean()))
-    size = stacked.shape[-1]
+    idx = order[keep]
+    split, angle = split[keep], angle[keep]
+    train = idx[split == "train"]
+    x_train = x_all[train]
+    wind_scale = float(np.sqrt((x_train[:, : 2 * n_lev] ** 2).sum(axis=1).mean() / n_lev))
+    scalar_scale = float(np.sqrt((x_train[:, 2 * n_lev :] ** 2).mean()))
+    size = x_all.shape[-1]
     data_vars = {
-        "inputs": (("sample", "channel", "y", "x"), stacked[idx].astype(np.float32)),
-        "split": (("sample",), split[idx].astype(str)),
-        "mean_wind_angle": (("sample",), angle[idx]),
+        "inputs": (("sample", "channel", "y", "x"), x_all[idx].astype(np.float32)),
+        "split": (("sample",), split.astype(str)),
+        "mean_wind_angle": (("sample",), angle),
+        "group": (("sample",), group_id[idx]),
     }
-    attrs = {"wind_scale": wind_scale, "scalar_scale": scalar_scale, "input_layout": INPUT_LAYOUT}
-    for name, arr in target_arrays.items():
-        data_vars[f"target_{name}"] = ((("sample", f"{name}_channel", "y", "x")), arr[idx].astype(np.float32))
+    attrs: dict[str, Any] = {
+        "wind_scale": wind_scale,
+        "scalar_scale": scalar_scale,
+        "input_layout": input_layout(settings.levels),
+        "coarsening_factor": f,
+        "coriolis": float(ds.attrs.get("coriolis", 0.0)),
+    }
+    for name, arr in y_all.items():
+        data_vars[f"target_{name}"] = (("sample", f"{name}_channel", "y", "x"), arr[idx].astype(np.float32))
         attrs[f"target_{name}_scale"] = float(np.sqrt((arr[train].astype(np.float64) ** 2).mean()))
         attrs[f"target_{name}_layout"] = TARGETS[name]
+    if "uv" in y_all:
+        test = idx[split == "test"]
+        xt = x_all[test]
+        grad = gradient_model_uv(xt[:, 2 * centre], xt[:, 2 * centre + 1])[:, None]
+        truth = y_all["uv"][test]
+        coef = float((grad * truth).sum() / max(float((grad**2).sum()), 1e-300))
+        attrs["gradient_model_r2"] = r2_score(grad, truth)  # the nominal Δ²/12 coefficient
+        attrs["gradient_model_r2_fitted"] = r2_score(coef * grad, truth)  # its best multiple: the ceiling
+        attrs["gradient_model_coefficient"] = coef / 12.0 if f > 1 else float("nan")
+    channels = [f"{c}{k - settings.levels:+d}" for k in range(n_lev) for c in ("u", "v")]
+    channels += [f"scalar{k - settings.levels:+d}" for k in range(n_lev)]
     prepared = xr.Dataset(
         data_vars,
-        coords={
-            "sample": np.arange(len(idx)),
-            "channel": ["u", "v", "scalar"],
-            "y": np.arange(size),
-            "x": np.arange(size),
-        },
+        coords={"sample": np.arange(len(idx)), "channel": channels, "y": np.arange(size), "x": np.arange(size)},
     )
     prepared.attrs = attrs
     return write_store(

@@ -1,4 +1,8 @@
-"""Figures of the rotation-equivariance tutorial: rotated truth vs prediction maps, and skill against rotation."""
+"""Figures of the rotation tutorial: maps of a transformed test sample, and skill against the transformation.
+
+Both read what the training jobs and the table wrote; confidence intervals are over seeds (Student t, 95 %,
+:func:`equidyn.stats.mean_ci`).
+"""
 
 from __future__ import annotations
 
@@ -8,61 +12,114 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..stats import mean_ci
 from . import style
 
-LABELS = {"cnn": "CNN", "escnn": "escnn C4", "cnn_aug": "CNN + C4 augmentation"}
+LABELS = {
+    "cnn": "CNN",
+    "cnn_aug": "CNN + C4 augmentation",
+    "cnn_penalty": "CNN + equivariance penalty",
+    "escnn": "escnn C4",
+    "escnn_d4": "escnn D4",
+}
+OUTPUT_LABELS = {"uv": "⟨u′v′⟩", "vector_flux": "(⟨u′w′⟩, ⟨v′w′⟩)", "tke": "TKE"}
+COLORS = {"cnn_penalty": "#d62728", "escnn_d4": "#9467bd"}  # the models style.MODEL_COLORS does not know
+ELEMENT_LABELS = ["0°", "90°", "180°", "270°", "m 0°", "m 90°", "m 180°", "m 270°"]
 
 
 def rotated(example_files: list[str], out: str | os.PathLike) -> None:
-    """Rows: truth, then each model; columns: the test sample rotated by 0°, 90°, 180°, 270° (first channel)."""
+    """Rows: truth, then each model (flow f0, first seed); columns: the test sample rotated by 0°…270°.
+
+    The first output's first channel (⟨u′v′⟩ by default) on one colour scale shared by every panel, with a
+    labelled colour bar, so a reader compares magnitudes across models and rotations directly.
+    """
     examples = []
     for path in example_files:
-        parts = Path(path).parts  # …/runs/tutorial/<target>/<label>/seed<s>/rotated_example.npz
+        parts = Path(path).parts  # …/runs/tutorial/<flow>/<label>/seed<s>/rotated_example.npz
         with np.load(path) as z:
-            examples.append((parts[-3], parts[-4], {k: z[k] for k in z.files}))
-    rotations = examples[0][2]["rotation"]
-    truth = examples[0][2]["truth"][:, 0]
-    rows = [("truth", truth)] + [(LABELS.get(label, label), e["prediction"][:, 0]) for label, _, e in examples]
+            examples.append((parts[-3], {k: z[k] for k in z.files}))
+    first = examples[0][1]
+    output = str(first["outputs"][0])
+    channel = int(first["first_channel"][0])
+    rotations = [g for g in first["element"] if g < 4]
+    truth = first["truth"][:, channel]
+    rows = [("truth", truth)] + [(LABELS.get(label, label), e["prediction"][:, channel]) for label, e in examples]
     vmax = float(np.abs(truth).max())
-    fig, axes = style.figure(ncols=len(rotations), nrows=len(rows), width=1.35, height=1.35)
+    fig, axes = style.figure(ncols=len(rotations), nrows=len(rows), width=1.3, height=1.3)
+    image = None
     for r, (label, maps) in enumerate(rows):
-        for c, rot in enumerate(rotations):
+        for c, g in enumerate(rotations):
             ax = axes[r][c]
-            ax.imshow(maps[c], origin="lower", cmap="RdBu_r", vmin=-vmax, vmax=vmax)
+            image = ax.imshow(maps[g], origin="lower", cmap="RdBu_r", vmin=-vmax, vmax=vmax)
             ax.set_xticks([])
             ax.set_yticks([])
             ax.grid(False)
             if r == 0:
-                ax.set_title(f"rotated {int(rot)}°", fontsize=7)
+                ax.set_title(f"rotated {90 * int(g)}°", fontsize=7)
             if c == 0:
                 ax.set_ylabel(label, fontsize=7)
-    fig.suptitle(f"Tutorial: {examples[0][1]} target on a rotated test sample (trained on +x winds only)", fontsize=8)
-    style.save(fig, out, "source: runs/tutorial/*/rotated_example.npz (best checkpoints, first seed)")
+    bar = fig.colorbar(image, ax=[ax for row in axes for ax in row], shrink=0.6, pad=0.02)
+    bar.set_label(f"{OUTPUT_LABELS.get(output, output)} (velocity², solver units)", fontsize=7)
+    bar.ax.tick_params(labelsize=6)
+    fig.suptitle(
+        f"Tutorial: {OUTPUT_LABELS.get(output, output)} on a rotated test sample (trained on +x winds)", fontsize=8
+    )
+    style.save(fig, out, "source: runs/tutorial/f0/*/seed<first>/rotated_example.npz (best checkpoints)")
 
 
-def skill(table_csv: str | os.PathLike, out: str | os.PathLike) -> None:
-    """Test RMSE and R² against the rotation of the test data, per model (mean ± sd over seeds)."""
+def skill(table_csv: str | os.PathLike, ceiling_csv: str | os.PathLike, out: str | os.PathLike) -> None:
+    """Test R² against the D4 element applied to the test data, per model and output (rows) and flow (columns).
+
+    Points: mean over seeds; bars: 95 % CI over seeds. Elements 0–3 rotate, 4–7 mirror (y ↦ −y) then rotate.
+    The gradient model's a-priori R² (dashed) is the ceiling of a local closure of the same inputs (⟨u′v′⟩).
+    """
     df = pd.read_csv(table_csv)
-    targets = sorted(df.target.unique())
-    fig, axes = style.figure(ncols=2, nrows=len(targets), width=3.2, height=2.5)
-    for row, target in enumerate(targets):
-        sub = df[df.target == target]
-        for col, metric in enumerate(("rmse", "r2")):
+    ceiling = pd.read_csv(ceiling_csv).set_index("flow")
+    outputs = list(dict.fromkeys(df.output))
+    flows = sorted(df.flow.unique(), key=lambda f: float(f[1:]))
+    fig, axes = style.figure(ncols=len(flows), nrows=len(outputs), width=3.6, height=2.4)
+    for row, output in enumerate(outputs):
+        for col, flow in enumerate(flows):
             ax = axes[row][col]
-            for model, g in sub.groupby("model"):
-                stats = g.groupby("rotation")[metric].agg(["mean", "std"]).reset_index()
+            sub = df[(df.output == output) & (df.flow == flow)]
+            models = list(dict.fromkeys(sub.model))
+            for i, model in enumerate(models):
+                per = [(e, mean_ci(g.r2.values)) for e, g in sub[sub.model == model].groupby("element")]
+                elements = [e for e, _ in per]
+                means = np.array([ci.mean for _, ci in per])
+                halves = np.array([ci.ci_high - ci.mean for _, ci in per])  # NaN with one seed: no bar
                 ax.errorbar(
-                    stats["rotation"],
-                    stats["mean"],
-                    yerr=stats["std"].fillna(0),
+                    np.asarray(elements) + 0.08 * (i - len(models) / 2),
+                    means,
+                    yerr=np.nan_to_num(halves),
                     marker="o",
+                    markersize=3,
                     capsize=2,
-                    color=style.color(model),
+                    linewidth=1,
+                    color=COLORS.get(model, style.color(model)),
                     label=LABELS.get(model, model),
                 )
-            ax.set_xticks([0, 90, 180, 270])
-            ax.set_xlabel("rotation of the test data (°)")
-            ax.set_ylabel({"rmse": f"test RMSE ({target})", "r2": f"test R² ({target})"}[metric])
-    axes[0][0].legend(frameon=False)
-    fig.suptitle(f"Skill under rotation ({df.seed.nunique()} seeds): hard vs soft vs no constraint", fontsize=9)
+            if output == "uv" and flow in ceiling.index:
+                ax.axhline(
+                    float(ceiling.loc[flow, "gradient_model_r2_fitted"]),
+                    color="0.4",
+                    linestyle="--",
+                    linewidth=0.8,
+                    label="gradient model (a priori)",
+                )
+            ax.axvline(3.5, color="0.8", linewidth=0.8)
+            ax.axhline(0.0, color="0.6", linewidth=0.5)
+            ax.set_xticks(range(8))
+            ax.set_xticklabels(ELEMENT_LABELS, fontsize=6, rotation=45)
+            ax.set_xlabel("rotation | mirror (m) then rotation of the test data")
+            ax.set_ylabel(f"test R², {OUTPUT_LABELS.get(output, output)}")
+            low = np.nanmin(sub.r2.values) if len(sub) else 0.0
+            ax.set_ylim(max(low, -1.0) - 0.05, 1.0)
+            ax.set_title(f"flow {flow} (Coriolis f = {flow[1:]})", fontsize=8)
+            if row == 0 and col == 0:
+                ax.legend(frameon=False, fontsize=6)
+    fig.suptitle(
+        f"Skill under rotation and reflection (mean and 95% CI over {df.seed.nunique()} seeds; trained on +x winds)",
+        fontsize=9,
+    )
     style.save(fig, out, style.lineage_footer(df, "tables/tutorial.csv"))

@@ -45,8 +45,9 @@ MODELS: dict[str, ModelInfo] = {
     "cnn3d": ModelInfo("equidyn.models.superres3d", 3, False),
     "gcnn3d": ModelInfo("equidyn.models.superres3d", 3, False),
     "rgcnn3d": ModelInfo("equidyn.models.superres3d", 3, True),
-    "d4cnn": ModelInfo("equidyn.models.tutorial", 2, False),
-    "convnet_penalty": ModelInfo("equidyn.models.tutorial", 2, True),
+    "closure_cnn": ModelInfo("equidyn.models.tutorial", 2, False),
+    "closure_escnn": ModelInfo("equidyn.models.tutorial", 2, False),
+    "closure_cnn_penalty": ModelInfo("equidyn.models.tutorial", 2, True),
 }
 
 _REGISTRY: dict[str, Builder] = {}
