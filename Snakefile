@@ -41,6 +41,7 @@ report: "workflow/report/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/baselines.smk"
 include: "rules/levels.smk"
 include: "rules/rotation.smk"
 include: "rules/superres.smk"

@@ -138,7 +138,8 @@ rule levels_table:
 
 rule levels_summary:
     input:
-        W.table("levels"),
+        levels=W.table("levels"),
+        baselines=expand(R(baseline_file("levels")), level=LV["levels"]),
     output:
         report(W.table("levels_summary"), caption="../workflow/report/levels_summary.rst", category="1 Symmetry levels"),
     log:
@@ -149,7 +150,8 @@ rule levels_summary:
     conda:
         ENV
     shell:
-        "python -m equidyn.cli levels-summary --levels-csv {input} --out {output} > {log} 2>&1"
+        "python -m equidyn.cli levels-summary --levels-csv {input.levels} --baselines {input.baselines} --out {output}"
+        " > {log} 2>&1"
 
 
 rule figure_ee_vs_data_ee:

@@ -77,7 +77,8 @@ rule rotation_tables:
 
 rule rotation_summary:
     input:
-        W.table("rotation_benchmark"),
+        benchmark=W.table("rotation_benchmark"),
+        baselines=R(baseline_file("rotation")),
     output:
         report(W.table("rotation_summary"), caption="../workflow/report/rotation_summary.rst", category="2 Rotation benchmark"),
     log:
@@ -88,7 +89,8 @@ rule rotation_summary:
     conda:
         ENV
     shell:
-        "python -m equidyn.cli rotation-summary-table --benchmark-csv {input} --out {output} > {log} 2>&1"
+        "python -m equidyn.cli rotation-summary-table --benchmark-csv {input.benchmark} --baselines {input.baselines}"
+        " --out {output} > {log} 2>&1"
 
 
 rule figure_rotation_rollout:

@@ -78,7 +78,8 @@ rule superres_table:
 
 rule superres_summary:
     input:
-        W.table("superres"),
+        superres=W.table("superres"),
+        baselines=R(baseline_file("superres")),
     output:
         report(W.table("superres_summary"), caption="../workflow/report/superres_summary.rst", category="3 Super-resolution"),
     log:
@@ -89,7 +90,8 @@ rule superres_summary:
     conda:
         ENV
     shell:
-        "python -m equidyn.cli superres-summary-table --superres-csv {input} --out {output} > {log} 2>&1"
+        "python -m equidyn.cli superres-summary-table --superres-csv {input.superres} --baselines {input.baselines}"
+        " --out {output} > {log} 2>&1"
 
 
 rule figure_superres_curves:

@@ -81,9 +81,18 @@ COMMANDS: dict[str, tuple[str, list[Arg], str]] = {
         [_a("--eval-files", nargs="+", required=True), _a("--data-table-path", required=True), OUT],
         "tables/levels.csv",
     ),
+    "baseline": (
+        "equidyn.studies.baselines:compute",
+        [_a("--study", required=True), SETTINGS, _a("--store", required=True), OUT, THREADS],
+        "score a study's trivial baseline (persistence, interpolated input) on its test splits, once per store",
+    ),
     "levels-summary": (
         "equidyn.studies.levels:summary_table",
-        [_a("--levels-csv", required=True), OUT],
+        [
+            _a("--levels-csv", required=True),
+            _a("--baselines", nargs="+", default=None, help="baseline JSONs (analysis/baselines/)"),
+            OUT,
+        ],
         "tables/levels_summary.csv: mean and 95% CI over seeds",
     ),
     "rotation-data": (
@@ -116,7 +125,11 @@ COMMANDS: dict[str, tuple[str, list[Arg], str]] = {
     ),
     "rotation-summary-table": (
         "equidyn.studies.rotation:summary_table",
-        [_a("--benchmark-csv", required=True), OUT],
+        [
+            _a("--benchmark-csv", required=True),
+            _a("--baselines", nargs="+", default=None, help="baseline JSONs (analysis/baselines/)"),
+            OUT,
+        ],
         "tables/rotation_summary.csv",
     ),
     "figure-rotation-rollout": (
@@ -202,7 +215,11 @@ COMMANDS: dict[str, tuple[str, list[Arg], str]] = {
     ),
     "superres-summary-table": (
         "equidyn.studies.superres:summary_table",
-        [_a("--superres-csv", required=True), OUT],
+        [
+            _a("--superres-csv", required=True),
+            _a("--baselines", nargs="+", default=None, help="baseline JSONs (analysis/baselines/)"),
+            OUT,
+        ],
         "tables/superres_summary.csv",
     ),
     "figure-superres-curves": (

@@ -193,9 +193,10 @@ def levels_table(eval_files: list[str], data_table_path: str | os.PathLike, out:
     return df
 
 
-def summary_table(levels_csv: str | os.PathLike, out: str | os.PathLike):
+def summary_table(levels_csv: str | os.PathLike, out: str | os.PathLike, baselines: list[str] | None = None):
     """``levels_summary.csv``: per (model, alpha, level, checkpoint), test RMSE and model EE as mean and 95 % CI
-    over seeds (Student's t), next to the level's data EE. Comparisons between models: the claims table."""
+    over seeds (Student's t), next to the level's data EE. Comparisons between models: the claims table.
+    ``baselines`` (persistence per level, :mod:`equidyn.studies.baselines`) add ``baseline_test_rmse`` and skill."""
     import pandas as pd
 
     from ..stats import ci_columns
@@ -216,5 +217,9 @@ def summary_table(levels_csv: str | os.PathLike, out: str | os.PathLike):
     cols = ["model", "alpha", "level", "checkpoint", "params", "n_seeds"]
     cols += [f"{v}_{s}" for v in ("test_rmse", "ee") for s in ("mean", "ci_low", "ci_high")]
     summary = summary[[*cols, "data_ee", *LINEAGE_COLUMNS]]
+    if baselines:
+        from .baselines import join_levels
+
+        summary = join_levels(summary, baselines)
     write_csv(summary, out)
     return summary

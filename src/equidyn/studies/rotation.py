@@ -165,8 +165,9 @@ def benchmark_table(eval_files: list[str], out: str | os.PathLike):
     return df
 
 
-def summary_table(benchmark_csv: str | os.PathLike, out: str | os.PathLike):
-    """``rotation_summary.csv``: mean and 95 % CI over seeds (Student's t) per (model, alpha), next to W22's RMSEs."""
+def summary_table(benchmark_csv: str | os.PathLike, out: str | os.PathLike, baselines: list[str] | None = None):
+    """``rotation_summary.csv``: mean and 95 % CI over seeds (Student's t) per (model, alpha), next to W22's RMSEs;
+    with ``baselines``, persistence's RMSE on the same windows and each model's skill against it."""
     import pandas as pd
 
     from ..stats import ci_columns
@@ -200,6 +201,10 @@ def summary_table(benchmark_csv: str | os.PathLike, out: str | os.PathLike):
         *LINEAGE_COLUMNS,
     ]
     summary = summary[cols].sort_values("rmse_domain_mean").reset_index(drop=True)
+    if baselines:
+        from .baselines import join_rotation
+
+        summary = join_rotation(summary, baselines)
     write_csv(summary, out)
     return summary
 

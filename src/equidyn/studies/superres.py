@@ -131,9 +131,10 @@ def table(eval_files: list[str], out: str | os.PathLike):
     return df
 
 
-def summary_table(superres_csv: str | os.PathLike, out: str | os.PathLike):
+def summary_table(superres_csv: str | os.PathLike, out: str | os.PathLike, baselines: list[str] | None = None):
     """``superres_summary.csv``: mean and 95 % CI over seeds (Student's t), MAE per 1e6 parameters, next to the W24
-    and BLOG numbers (those are published as mean ± sd)."""
+    and BLOG numbers (those are published as mean ± sd); with ``baselines``, the interpolated input's MAE/RMSE on
+    the same test pairs and each model's skill against it."""
     import pandas as pd
 
     from ..stats import ci_columns
@@ -170,5 +171,10 @@ def summary_table(superres_csv: str | os.PathLike, out: str | os.PathLike):
         "blog_params",
         *LINEAGE_COLUMNS,
     ]
-    write_csv(summary[cols], out)
+    summary = summary[cols]
+    if baselines:
+        from .baselines import join_superres
+
+        summary = join_superres(summary.copy(), baselines)
+    write_csv(summary, out)
     return summary
