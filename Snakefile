@@ -48,6 +48,7 @@ include: "rules/superres.smk"
 include: "rules/tutorial.smk"
 include: "rules/dynamics.smk"
 include: "rules/claims.smk"
+include: "rules/convergence.smk"
 
 
 rule all:
@@ -59,3 +60,4 @@ rule all:
         rules.tutorial_all.input,
         rules.dynamics_all.input,
         rules.claims_all.input,
+        rules.convergence_all.input,

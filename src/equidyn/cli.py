@@ -86,6 +86,16 @@ COMMANDS: dict[str, tuple[str, list[Arg], str]] = {
         [_a("--study", required=True), SETTINGS, _a("--store", required=True), OUT, THREADS],
         "score a study's trivial baseline (persistence, interpolated input) on its test splits, once per store",
     ),
+    "convergence": (
+        "equidyn.studies.convergence:study_table",
+        [_a("--study", required=True), SETTINGS, _a("--root", required=True), OUT, _a("--figure", default=None)],
+        "one study's convergence rows (validation loss change over the last 20% of epochs) and learning curves",
+    ),
+    "convergence-table": (
+        "equidyn.studies.convergence:combine",
+        [_a("--tables", nargs="+", required=True), OUT],
+        "tables/convergence.csv: every study's convergence rows",
+    ),
     "levels-summary": (
         "equidyn.studies.levels:summary_table",
         [
