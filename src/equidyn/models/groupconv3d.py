@@ -87,6 +87,12 @@ class _DepthwiseConv3d(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        # Under autocast (training.amp) the convolution runs in the autocast dtype; the backward runs outside
+        # autocast, so it must see the tensors in that dtype too, not the float32 originals (issue 14).
+        device = x.device.type
+        if torch.is_autocast_enabled(device):
+            dtype = torch.get_autocast_dtype(device)
+            x, weight = x.to(dtype), weight.to(dtype)
         ctx.save_for_backward(x, weight)
         return F.conv3d(x, weight, padding=weight.shape[-1] // 2, groups=weight.shape[0])
 

@@ -43,12 +43,19 @@ class ForecastTask:
     def n(self, split: str) -> int:
         return len(self.windows[split])
 
+    @property
+    def device(self) -> torch.device:
+        return self.frames.device
+
     def to(self, device: torch.device) -> None:
+        """Move the frames and the window index to ``device`` once, so batches are gathered there (issue 14)."""
         self.frames = self.frames.to(device)
+        self.windows = {split: w.to(device) for split, w in self.windows.items()}
 
     def batch(self, split: str, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs ``(B, input_frames*C, *grid)`` and targets ``(B, steps, C, *grid)``."""
-        sim, start = self.windows[split][index.cpu()].to(self.frames.device).unbind(1)
+        windows = self.windows[split]
+        sim, start = windows[index.to(windows.device)].to(self.frames.device).unbind(1)
         length = self.input_frames + self.steps[split]
         t = start[:, None] + torch.arange(length, device=self.frames.device)
         seq = self.frames[sim[:, None], t]  # (B, length, C, *grid)
@@ -102,6 +109,10 @@ class PairTask:
     def n(self, split: str) -> int:
         return len(self.inputs[split])
 
+    @property
+    def device(self) -> torch.device:
+        return next(iter(self.inputs.values())).device
+
     def to(self, device: torch.device) -> None:
         self.inputs = {k: v.to(device) for k, v in self.inputs.items()}
         self.targets = {k: v.to(device) for k, v in self.targets.items()}
@@ -133,7 +144,7 @@ def score(task: Task, model: nn.Module, split: str, batch_size: int = 64) -> dic
     """
     sq = ab = count = None
     for start in range(0, task.n(split), batch_size):
-        idx = torch.arange(start, min(start + batch_size, task.n(split)))
+        idx = torch.arange(start, min(start + batch_size, task.n(split)), device=task.device)
         x, y = task.batch(split, idx)
         err = task.predict(model, x, y.shape[1]) - y  # (B, steps, C, *grid)
         dims = [0, *range(2, err.dim())]

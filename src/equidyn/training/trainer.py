@@ -17,12 +17,14 @@ Guarantees (each tested):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
 import os
 import shutil
 import signal
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +69,11 @@ class TrainSettings:
     patience: int = 10
     eval_batch_size: int = 64
     device: str = "auto"  # "auto": CUDA when available, else CPU
+    # issue 14: bfloat16 autocast (+ TF32 matmuls on CUDA) for the training steps and the per-epoch validation;
+    # the evaluation written to eval_*.json stays float32 (docs/decisions.md, "Issue 14")
+    amp: bool = False
+    # issue 14: at most this many batches per epoch (0: all) — the paper-scale execution check's truncation
+    max_batches: int = 0
 
     def torch_device(self) -> torch.device:
         if self.device == "auto":
@@ -78,10 +85,44 @@ class TrainSettings:
             raise ValueError(f"epochs ({self.epochs}) must be >= {MIN_EPOCHS}: checkpoints {EPOCH_CHECKPOINTS}")
         if self.patience < 1 or self.batch_size < 1:
             raise ValueError("patience and batch_size must be positive")
+        if self.max_batches < 0:
+            raise ValueError(f"max_batches must be >= 0 (0: every batch), got {self.max_batches}")
+
+    def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
+        """bfloat16 autocast on ``device`` when ``amp`` is on, else nothing (float32 throughout)."""
+        if not self.amp:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainSettings:
         return settings_from_dict(cls, d, "training")
+
+
+# Settings added after runs existed: left out of a run's identity while at their default, so a state/last.pt
+# written before they existed still resumes.
+_LATER_DEFAULTS = {"amp": False, "max_batches": 0}
+
+
+def _identity_settings(settings: TrainSettings) -> dict[str, Any]:
+    # the device is not part of a run's identity: a run started on a GPU may resume on a CPU and vice versa
+    return {
+        k: v
+        for k, v in dataclasses.asdict(settings).items()
+        if k != "device" and not (k in _LATER_DEFAULTS and v == _LATER_DEFAULTS[k])
+    }
+
+
+def _prepare_device(device: torch.device, amp: bool) -> None:
+    """TF32 matmuls/convolutions when amp is on (float32 otherwise), and fresh peak-memory counters on CUDA."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = amp
+        torch.backends.cudnn.allow_tf32 = amp
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _peak_memory_mb(device: torch.device) -> float | None:
+    return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
 
 
 def _stop_on_non_finite(loss: torch.Tensor, data_loss: torch.Tensor, epoch: int, batch: int, last: Path) -> None:
@@ -117,15 +158,10 @@ def train(
     run_dir = Path(run_dir)
     state_dir = run_dir / "state"
     state_dir.mkdir(parents=True, exist_ok=True)
-    # the device is not part of a run's identity: a run started on a GPU may resume on a CPU and vice versa
-    identity = {
-        "spec": spec.to_dict(),
-        "settings": {k: v for k, v in dataclasses.asdict(settings).items() if k != "device"},
-        "seed": seed,
-        "alpha": alpha,
-    }
+    identity = {"spec": spec.to_dict(), "settings": _identity_settings(settings), "seed": seed, "alpha": alpha}
     device = settings.torch_device()
-    task.to(device)
+    _prepare_device(device, settings.amp)
+    task.to(device)  # the data lives on the device for the whole job: batches are indexed there, never copied
 
     torch.manual_seed(seed)
     model = build_model(spec).to(device)
@@ -163,32 +199,38 @@ def train(
         epoch += 1
         t0 = time.perf_counter()
         model.train()
-        order = torch.randperm(task.n("train"), generator=_epoch_generator(seed, epoch))
-        sums = {"loss": 0.0, "mse": 0.0, "n": 0}
+        # drawn on the CPU (the same order on every device), moved once per epoch
+        order = torch.randperm(task.n("train"), generator=_epoch_generator(seed, epoch)).to(device)
+        batches = order.split(settings.batch_size)
+        if settings.max_batches:
+            batches = batches[: settings.max_batches]
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)  # summed on the device: no sync per batch
+        sums = {"n": 0}
         x = None
         augment = getattr(task, "augment", None)
         augment_generator = _epoch_generator(seed + 7919, epoch)  # its own stream: augmentation never shifts shuffling
-        for batch, idx in enumerate(order.split(settings.batch_size), start=1):
+        for batch, idx in enumerate(batches, start=1):
             x, y = task.batch("train", idx)
             if augment is not None:
                 x, y = augment(x, y, augment_generator)
-            data_loss = rollout_loss(task, model, x, y)
-            loss = data_loss + alpha * model.regularizer(x) if alpha else data_loss
+            with settings.autocast(device):
+                data_loss = rollout_loss(task, model, x, y)
+                loss = data_loss + alpha * model.regularizer(x) if alpha else data_loss
             if not bool(torch.isfinite(loss)):
                 _stop_on_non_finite(loss, data_loss, epoch, batch, last)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
-            sums["loss"] += float(data_loss) * len(idx)
+            loss_sum += data_loss.detach().double() * len(idx)
             sums["n"] += len(idx)
         scheduler.step()
 
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), settings.autocast(device):
             val = score(task, model, "valid", settings.eval_batch_size)
             reg = float(model.regularizer(x)) if x is not None else 0.0
         steps = task.steps["train"]
-        train_loss = sums["loss"] / sums["n"]
+        train_loss = float(loss_sum) / sums["n"]
         metric = "rmse" if task.loss == "mse" else "mae"
         # train error in physical units from the optimised loss (mean per-step loss, train-mode BN)
         per_step = train_loss / steps
@@ -248,6 +290,11 @@ def train(
         "best_val": best_val,
         "stopped_early": stale >= settings.patience,
         "train_seconds": sum(r["seconds"] for r in history),
+        # issue 14: what a cluster request is sized from
+        "seconds_per_epoch": statistics.median(r["seconds"] for r in history),
+        "device": str(device),
+        "amp": settings.amp,
+        "gpu_peak_mem_mb": _peak_memory_mb(device),
     }
     write_json(run_dir / SUMMARY_FILE, summary)
     return summary
