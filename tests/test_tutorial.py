@@ -209,7 +209,9 @@ def test_runs_put_every_model_on_f0_and_the_coriolis_models_on_the_f_plane() -> 
     labels = [m["label"] for m in section["models"]]
     assert {(r["label"]) for r in grid if r["flow"] == "f0"} == set(labels)
     assert {r["label"] for r in grid if r["flow"] == "f2"} == set(section["coriolis"]["models"])
-    assert len(grid) == len(section["seeds"]) * (len(labels) + len(section["coriolis"]["models"]))
+    coriolis_seeds = section["coriolis"].get("seeds", section["seeds"])
+    assert len(grid) == len(section["seeds"]) * len(labels) + len(coriolis_seeds) * len(section["coriolis"]["models"])
+    assert {r["seed"] for r in grid if r["flow"] == "f2"} == set(coriolis_seeds)
     settings = tutorial.run_settings(section, {"flow": "f2", "label": "escnn_d4", "seed": 0})
     assert settings["coriolis"] == 2.0 and settings["model"]["group"] == "D4"
     assert tutorial.output_layout(["uv", "vector_flux"]) == "1 sign + 1 vector"

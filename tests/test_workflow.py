@@ -109,13 +109,26 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert set(sr.model) == {"cnn3d", "gcnn3d", "rgcnn3d"}
     assert (sr[sr.model == "gcnn3d"].ee_rel < 1e-5).all()
 
-    # tutorial: escnn identical under rotation; CNN degrades; augmentation in between
-    tut = tables["tutorial"].groupby(["model", "rotation"]).rmse.mean().unstack()
+    # issue 13: tutorial on coarse-grained closure data, f0 flow, ⟨u′v′⟩ output: escnn identical under rotation (and
+    # escnn D4 under mirrors too); CNN degrades; augmentation in between; every model beats the mean at 0°
+    tutorial = tables["tutorial"]
+    assert {"flow", "model", "output", "transform", "rotation", "seed", "rmse", "r2"} <= set(tutorial.columns)
+    assert {"f0", "f2"} <= set(tutorial.flow) and {"uv", "vector_flux"} <= set(tutorial.output)
+    f0 = tutorial[(tutorial.flow == "f0") & (tutorial.output == "uv")]
+    rot = f0[f0["transform"] == "rotation"]
+    tut = rot.groupby(["model", "rotation"]).rmse.mean().unstack()
     escnn = tut.loc["escnn"]
     assert escnn.max() - escnn.min() <= 1e-4 * escnn.mean()
+    r2 = rot.groupby(["model", "rotation"]).r2.mean().unstack()
+    assert (r2[0] > 0).all(), r2[0]
+    assert r2.loc["escnn"].max() - r2.loc["escnn"].min() <= 1e-4 * abs(r2.loc["escnn"]).max()
+    d4 = f0[f0.model == "escnn_d4"].groupby("element").rmse.mean()
+    assert d4.max() - d4.min() <= 1e-4 * d4.mean()
     degradation = tut[[90, 180, 270]].mean(axis=1) / tut[0]  # rotated error relative to the training orientation
     assert degradation["cnn"] > 1.05, degradation
     assert degradation["cnn_aug"] < degradation["cnn"], degradation
+    assert degradation["cnn_penalty"] < degradation["cnn"], degradation
+    assert (tables["tutorial_ceiling"].gradient_model_r2_fitted > 0).all()
 
     # dynamics: every measure present for every measured checkpoint
     dyn = tables["dynamics"]

@@ -43,9 +43,13 @@ def rotated(example_files: list[str], out: str | os.PathLike) -> None:
     channel = int(first["first_channel"][0])
     rotations = [g for g in first["element"] if g < 4]
     truth = first["truth"][:, channel]
-    rows = [("truth", truth)] + [(LABELS.get(label, label), e["prediction"][:, channel]) for label, e in examples]
+    short = {k: v.replace(" + ", " +\n") for k, v in LABELS.items()}
+    rows = [("truth", truth)] + [(short.get(label, label), e["prediction"][:, channel]) for label, e in examples]
     vmax = float(np.abs(truth).max())
-    fig, axes = style.figure(ncols=len(rotations), nrows=len(rows), width=1.3, height=1.3)
+    heights = [1.0] * len(rows) + [0.12]  # a last, thin row holds the shared colour bar
+    fig, axes = style.figure(
+        ncols=len(rotations), nrows=len(rows) + 1, width=1.3, height=1.25, gridspec_kw={"height_ratios": heights}
+    )
     image = None
     for r, (label, maps) in enumerate(rows):
         for c, g in enumerate(rotations):
@@ -58,8 +62,13 @@ def rotated(example_files: list[str], out: str | os.PathLike) -> None:
                 ax.set_title(f"rotated {90 * int(g)}°", fontsize=7)
             if c == 0:
                 ax.set_ylabel(label, fontsize=7)
-    bar = fig.colorbar(image, ax=[ax for row in axes for ax in row], shrink=0.6, pad=0.02)
-    bar.set_label(f"{OUTPUT_LABELS.get(output, output)} (velocity², solver units)", fontsize=7)
+    grid = axes[-1][0].get_gridspec()
+    for ax in axes[-1]:
+        ax.remove()
+    bar = fig.colorbar(image, cax=fig.add_subplot(grid[-1, :]), orientation="horizontal")
+    bar.set_label(
+        f"{OUTPUT_LABELS.get(output, output)} (velocity², solver units; one scale for every panel)", fontsize=7
+    )
     bar.ax.tick_params(labelsize=6)
     fig.suptitle(
         f"Tutorial: {OUTPUT_LABELS.get(output, output)} on a rotated test sample (trained on +x winds)", fontsize=8
@@ -77,7 +86,7 @@ def skill(table_csv: str | os.PathLike, ceiling_csv: str | os.PathLike, out: str
     ceiling = pd.read_csv(ceiling_csv).set_index("flow")
     outputs = list(dict.fromkeys(df.output))
     flows = sorted(df.flow.unique(), key=lambda f: float(f[1:]))
-    fig, axes = style.figure(ncols=len(flows), nrows=len(outputs), width=3.6, height=2.4)
+    fig, axes = style.figure(ncols=len(flows), nrows=len(outputs), width=4.0, height=2.6)
     for row, output in enumerate(outputs):
         for col, flow in enumerate(flows):
             ax = axes[row][col]
@@ -111,15 +120,17 @@ def skill(table_csv: str | os.PathLike, ceiling_csv: str | os.PathLike, out: str
             ax.axhline(0.0, color="0.6", linewidth=0.5)
             ax.set_xticks(range(8))
             ax.set_xticklabels(ELEMENT_LABELS, fontsize=6, rotation=45)
-            ax.set_xlabel("rotation | mirror (m) then rotation of the test data")
+            ax.set_xlabel("transform of the test data (m: mirror, then rotate)")
             ax.set_ylabel(f"test R², {OUTPUT_LABELS.get(output, output)}")
             low = np.nanmin(sub.r2.values) if len(sub) else 0.0
             ax.set_ylim(max(low, -1.0) - 0.05, 1.0)
             ax.set_title(f"flow {flow} (Coriolis f = {flow[1:]})", fontsize=8)
-            if row == 0 and col == 0:
-                ax.legend(frameon=False, fontsize=6)
+
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    axes[0][-1].legend(handles, labels, frameon=False, fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.suptitle(
-        f"Skill under rotation and reflection (mean and 95% CI over {df.seed.nunique()} seeds; trained on +x winds)",
+        f"Skill under rotation and reflection (mean, 95% CI over {df.seed.nunique()} seeds; trained on +x winds; "
+        "R² below −1 clipped)",
         fontsize=9,
     )
     style.save(fig, out, style.lineage_footer(df, "tables/tutorial.csv"))

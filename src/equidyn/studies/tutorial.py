@@ -18,12 +18,13 @@ about the vertical and breaks the mirrors, so a D4 model imposes a false symmetr
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_path, write_csv, write_json
-from ..lineage import LINEAGE_COLUMNS
+from ..lineage import LINEAGE_COLUMNS, lineage_record
 from ..runs import BEST_CHECKPOINT, checkpoint_file
 from . import common
 from .description import Run, StudyDescription
@@ -57,17 +58,16 @@ def flows(section: dict[str, Any]) -> dict[str, float]:
 
 
 def runs(section: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every model on ``f0``; the ``coriolis.models`` also on the rotating flow."""
+    """Every model on ``f0``; ``coriolis.models`` also on the rotating flow (``coriolis.seeds``, default all)."""
     rotating = [name for name in flows(section) if name != "f0"]
     labels = [m["label"] for m in section["models"]]
     on_rotating = section.get("coriolis", {}).get("models", [])
     unknown = sorted(set(on_rotating) - set(labels))
     if unknown:
         raise ValueError(f"tutorial.coriolis.models names {unknown}, not among the models {labels}")
+    seeds = section.get("coriolis", {}).get("seeds", section["seeds"])
     grid = [{"flow": "f0", "label": label, "seed": s} for label in labels for s in section["seeds"]]
-    grid += [
-        {"flow": fl, "label": label, "seed": s} for fl in rotating for label in on_rotating for s in section["seeds"]
-    ]
+    grid += [{"flow": fl, "label": label, "seed": s} for fl in rotating for label in on_rotating for s in seeds]
     return grid
 
 
@@ -308,7 +308,8 @@ def ceiling(stores: list[str], out: str | os.PathLike):
                 "gradient_model_r2": ds.attrs.get("gradient_model_r2", float("nan")),
                 "gradient_model_r2_fitted": ds.attrs.get("gradient_model_r2_fitted", float("nan")),
                 "gradient_model_coefficient": ds.attrs.get("gradient_model_coefficient", float("nan")),
-                "data_sha": ds.attrs["content_sha256"],
+                # lineage: the data settings the store was prepared with
+                **lineage_record(json.loads(ds.attrs.get("settings", "{}")), ds.attrs["content_sha256"]),
             }
         )
     df = pd.DataFrame(rows)
