@@ -96,6 +96,11 @@ COMMANDS: dict[str, tuple[str, list[Arg], str]] = {
         [_a("--tables", nargs="+", required=True), OUT],
         "tables/convergence.csv: every study's convergence rows",
     ),
+    "publish-findings": (
+        "equidyn.findings:publish",
+        [_a("--results", required=True, help="one run's directory, e.g. results/laptop"), _a("--docs", default="docs")],
+        "docs/findings.md, docs/findings/*.csv and docs/img/findings/*.png from a finished run",
+    ),
     "levels-summary": (
         "equidyn.studies.levels:summary_table",
         [

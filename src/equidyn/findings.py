@@ -1,0 +1,203 @@
+"""Publish a finished run's answer where a reader finds it without running anything: ``docs/findings.md``.
+
+``results/`` is not kept between machines, so a study's outcome only survives as what is committed. This module
+copies the run's claims table and its key summary tables (small CSVs) to ``docs/findings/``, its figures as PNG to
+``docs/img/findings/``, and writes ``docs/findings.md``: one paragraph per claim (what the seed paper says, the
+effect equidyn measured with its 95 % CI over seeds, the verdict, and for "not resolved" the number of seeds the
+observed variance says would resolve it), then the baselines, the convergence check and every table and figure,
+each with the lineage (commit, config hash) of the run that made it.
+
+It reads only the run's tables and figures (pandas, no torch), so it is quick and testable on a synthetic tree.
+A findings page made from the demo would present demo numbers as findings: the page says which run it comes from,
+and flags every claim below :data:`MIN_SEEDS` seeds.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from .atomic import atomic_path, write_csv, write_text
+
+#: the issue's floor for a claim to count: fewer seeds are flagged in the text
+MIN_SEEDS = 5
+#: summary tables copied next to the claims table (when the run has them), in the order the page lists them
+KEY_TABLES = (
+    "levels_summary",
+    "data_equivariance",
+    "rotation_summary",
+    "superres_summary",
+    "tutorial",
+    "tutorial_ceiling",
+    "dynamics",
+    "convergence",
+)
+SOURCES = {
+    "BLOG": "the BLOG post on relaxed equivariance and training dynamics (docs/references.md [BLOG])",
+    "W22": "Wang et al. 2022, approximately equivariant networks (docs/references.md [W22])",
+    "W24": "Wang et al. 2024, relaxed group convolutions (docs/references.md [W24])",
+    "TUT": "the rotation-equivariance tutorial (docs/references.md [TUT])",
+}
+EFFECT_KINDS = {
+    "log_ratio": "log ratio log(a/b) per seed (−0.1 ≈ a is 10 % lower)",
+    "relative_difference": "relative difference (a − b)/|mean b| per seed",
+    "correlation": "correlation over levels per seed",
+    "relative_change": "relative change per seed",
+    "difference": "difference a − b per seed",
+}
+
+
+def _fmt(x: Any, digits: int = 3) -> str:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    return "n/a" if not math.isfinite(v) else f"{v:.{digits}g}"
+
+
+def _lineage(df) -> str:
+    """``commit X, config Y`` from a table's lineage columns (every distinct value, so a mixed run shows)."""
+    parts = []
+    for col, name in (("git_rev", "commit"), ("config_sha", "config")):
+        if col in df:
+            values = sorted({str(v) for v in df[col].dropna() for v in str(v).split(";") if v})
+            parts.append(f"{name} {', '.join(values) if values else 'unknown'}")
+    return "; ".join(parts) if parts else "no lineage columns"
+
+
+def claim_paragraph(row: dict[str, Any]) -> str:
+    """One claim, as a reader needs it: claim, seed source, measured effect with CI, verdict, seeds needed."""
+    source = SOURCES.get(str(row["source"]), str(row["source"]))
+    n = int(row["n_seeds"]) if _fmt(row["n_seeds"]) != "n/a" else 0
+    checkpoint = str(row.get("checkpoint", ""))
+    at = "" if checkpoint in ("", "nan") else f", checkpoint {checkpoint}"
+    text = (
+        f"**{row['claim']}** — {row['quantity']}, {row['comparison']}{at}.  \n"
+        f"*Seed:* {source} claims {row['claimed']}.  \n"
+        f"*Measured:* effect {_fmt(row['effect'])} (95 % CI [{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}], "
+        f"{n} seeds; {EFFECT_KINDS.get(str(row['effect_kind']), str(row['effect_kind']))}).  \n"
+        f"*Verdict:* **{row['verdict']}**."
+    )
+    if row["verdict"] == "not resolved":
+        needed = _fmt(row.get("seeds_needed"), 4)
+        text += (
+            f" At the observed mean and seed-to-seed spread, about {needed} seeds would resolve it."
+            if needed != "n/a"
+            else " The run has too few seeds to estimate how many would resolve it."
+        )
+    if n < MIN_SEEDS:
+        text += f" (Only {n} seeds: below the {MIN_SEEDS} a finding needs.)"
+    return text
+
+
+def _baseline_lines(tables: dict[str, Any]) -> list[str]:
+    """Per summary table with baseline columns: how many model rows beat the trivial baseline (skill CI > 0)."""
+    lines = []
+    checks = (
+        ("levels_summary", "test_rmse_skill", "persistence, test RMSE"),
+        ("rotation_summary", "rmse_future_skill", "persistence, test-future RMSE"),
+        ("rotation_summary", "rmse_domain_skill", "persistence, test-domain RMSE"),
+        ("superres_summary", "test_mae_skill", "interpolated input, test MAE"),
+    )
+    for name, col, what in checks:
+        df = tables.get(name)
+        if df is None or col not in df:
+            continue
+        rows = df if "checkpoint" not in df else df[df["checkpoint"] == "best"]
+        beat = int((rows[f"{col}_ci_low"] > 0).sum())
+        worst = rows.loc[rows[col].idxmin()]
+        label = f"{worst['model']} α={worst['alpha']}" + (f" level {worst['level']}" if "level" in rows else "")
+        lines.append(
+            f"- `{name}.csv` ({what}): {beat} of {len(rows)} model rows beat the baseline with 95 % confidence "
+            f"(skill = 1 − model/baseline, CI above 0); lowest skill {_fmt(worst[col])} ({label})."
+        )
+    tut = tables.get("tutorial")
+    if tut is not None and "r2" in tut:
+        un = tut[tut["rotation"] == 0] if "rotation" in tut else tut
+        lines.append(
+            f"- `tutorial.csv` (the mean prediction, R² = 0): {int((un['r2'] > 0).sum())} of {len(un)} unrotated "
+            f"rows have R² > 0; lowest R² {_fmt(un['r2'].min())}."
+        )
+    return lines
+
+
+def _convergence_lines(conv) -> list[str]:
+    if conv is None:
+        return ["No `convergence.csv` in this run."]
+    lines = []
+    for study, g in conv.groupby("study"):
+        flat = int(g["flattened"].astype(str).str.lower().eq("true").sum())
+        lines.append(
+            f"- {study}: {flat} of {len(g)} runs flattened (best validation loss changed < 5 % over the last 20 % of "
+            f"epochs); largest change {_fmt(g['rel_change_last20'].max())}."
+        )
+    return lines
+
+
+def publish(results: str | os.PathLike, docs: str | os.PathLike) -> Path:
+    """Write ``docs/findings.md``, ``docs/findings/*.csv`` and ``docs/img/findings/*.png`` from ``results``.
+
+    ``results`` is one run's directory (``results/laptop``) with ``tables/claims.csv``; tables and figures it
+    lacks are left out of the page (and said so), never invented.
+    """
+    import pandas as pd
+
+    results, docs = Path(results), Path(docs)
+    claims_path = results / "tables" / "claims.csv"
+    if not claims_path.exists():
+        raise FileNotFoundError(f"{claims_path}: the run has no claims table (run the `claims_all` target first)")
+    claims = pd.read_csv(claims_path)
+    tables_dir, img_dir = docs / "findings", docs / "img" / "findings"
+    tables_dir.mkdir(parents=True, exist_ok=True)
+    img_dir.mkdir(parents=True, exist_ok=True)
+    write_csv(claims, tables_dir / "claims.csv")
+
+    tables: dict[str, Any] = {}
+    for name in KEY_TABLES:
+        path = results / "tables" / f"{name}.csv"
+        if path.exists():
+            tables[name] = pd.read_csv(path)
+            write_csv(tables[name], tables_dir / f"{name}.csv")
+    figures = sorted((results / "figures").glob("*.png"))
+    for fig in figures:
+        with atomic_path(img_dir / fig.name) as tmp:
+            shutil.copyfile(fig, tmp)
+
+    run_lineage = _lineage(pd.concat([claims, *tables.values()], ignore_index=True))
+    n_seeds = claims["n_seeds"].dropna()
+    lines = [
+        "# Findings",
+        "",
+        f"What equidyn measured in the run `{results.name}` ({run_lineage}), published by "
+        f"`equidyn publish-findings --results {results} --docs {docs}`. How the run was made and what it cost: "
+        "docs/reproduction.md. Every effect is a paired comparison across seeds with a 95 % CI (docs/decisions.md).",
+        "",
+        f"{len(claims)} claims; verdicts: "
+        + ", ".join(f"{v} {c}" for v, c in claims["verdict"].value_counts().items())
+        + f"; seeds per claim {int(n_seeds.min()) if len(n_seeds) else 0}–{int(n_seeds.max()) if len(n_seeds) else 0}"
+        + ". Table: [findings/claims.csv](findings/claims.csv).",
+        "",
+        "## Claims",
+        "",
+    ]
+    for _, row in claims.iterrows():
+        lines += [claim_paragraph(row.to_dict()), ""]
+    lines += ["## Trivial baselines", "", *(_baseline_lines(tables) or ["No baseline columns in this run."]), ""]
+    lines += ["## Convergence", "", *_convergence_lines(tables.get("convergence")), ""]
+    lines += ["## Tables", ""]
+    for name, df in tables.items():
+        lines.append(f"- [findings/{name}.csv](findings/{name}.csv) — {len(df)} rows; {_lineage(df)}")
+    missing = [n for n in KEY_TABLES if n not in tables]
+    if missing:
+        lines.append(f"- not in this run: {', '.join(missing)}")
+    lines += ["", "## Figures", ""]
+    for fig in figures:
+        lines += [f"### {fig.stem}", "", f"![{fig.stem}](img/findings/{fig.name})", "", f"Run: {run_lineage}.", ""]
+    if not figures:
+        lines.append("No figures in this run.")
+    out = docs / "findings.md"
+    write_text(out, "\n".join(lines).rstrip() + "\n")
+    return out

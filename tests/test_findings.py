@@ -1,0 +1,81 @@
+"""The findings publisher on a tiny synthetic results tree (no real run)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from equidyn import findings
+from equidyn.cli import main
+
+LINEAGE = {"config_sha": "cfg123", "git_rev": "abc123", "data_sha": "d"}
+
+
+def _claim(claim, verdict, n, needed, **kw):
+    return {
+        "claim": claim,
+        "source": "BLOG",
+        "quantity": "test RMSE",
+        "comparison": "rsteer α=0.01 vs e2cnn",
+        "checkpoint": "best",
+        "effect_kind": "log_ratio",
+        "claimed": "effect < 0",
+        "effect": -0.2,
+        "ci_low": -0.3,
+        "ci_high": -0.1,
+        "n_seeds": n,
+        "verdict": verdict,
+        "seeds_needed": needed,
+        **LINEAGE,
+        **kw,
+    }
+
+
+@pytest.fixture
+def results(tmp_path):
+    run = tmp_path / "results" / "laptop"
+    (run / "tables").mkdir(parents=True)
+    (run / "figures").mkdir()
+    pd.DataFrame(
+        [
+            _claim("relaxed beats strict", "supported", 5, float("nan")),
+            _claim("relaxed is flatter", "not resolved", 5, 12.0, ci_high=0.05),
+            _claim("tracks data EE", "not resolved", 2, float("nan")),
+        ]
+    ).to_csv(run / "tables" / "claims.csv", index=False)
+    summary = {"model": ["e2cnn", "rsteer"], "alpha": [0, 0.01], "level": [0, 0], "checkpoint": ["best", "best"]}
+    summary |= {"test_rmse_skill": [0.4, -0.1], "test_rmse_skill_ci_low": [0.3, -0.2], **LINEAGE}
+    pd.DataFrame(summary).to_csv(run / "tables" / "levels_summary.csv", index=False)
+    conv = {"study": ["levels"] * 2, "model": ["e2cnn", "rsteer"], "rel_change_last20": [0.01, 0.2]}
+    pd.DataFrame({**conv, "flattened": [True, False], **LINEAGE}).to_csv(run / "tables" / "convergence.csv")
+    (run / "figures" / "claims.png").write_bytes(b"\x89PNG fake")
+    (run / "figures" / "claims.pdf").write_bytes(b"%PDF fake")
+    return run
+
+
+def test_publish_writes_page_tables_and_figures(results, tmp_path):
+    docs = tmp_path / "docs"
+    assert main(["publish-findings", "--results", str(results), "--docs", str(docs)]) == 0
+    page = (docs / "findings.md").read_text()
+    assert pd.read_csv(docs / "findings" / "claims.csv").shape[0] == 3
+    assert (docs / "findings" / "levels_summary.csv").exists() and (docs / "findings" / "convergence.csv").exists()
+    assert (docs / "img" / "findings" / "claims.png").exists() and not (
+        docs / "img" / "findings" / "claims.pdf"
+    ).exists()
+    # one paragraph per claim, with CI, verdict and seeds needed for the unresolved one
+    assert page.count("*Verdict:*") == 3
+    assert "95 % CI [-0.3, -0.1]" in page and "**supported**" in page
+    assert "about 12 seeds would resolve it" in page
+    assert "too few seeds to estimate" in page and "Only 2 seeds" in page
+    # lineage of the run, of each table and under each figure
+    assert "commit abc123" in page and "config cfg123" in page
+    assert "![claims](img/findings/claims.png)" in page
+    # baselines and convergence summarised from the tables
+    assert "1 of 2 model rows beat the baseline" in page
+    assert "levels: 1 of 2 runs flattened" in page
+    assert "not in this run: data_equivariance" in page
+
+
+def test_publish_without_claims_names_the_missing_table(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"claims\.csv"):
+        findings.publish(tmp_path / "results" / "empty", tmp_path / "docs")
