@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The paper-scale execution check (issue 14): every rule of the paper configuration at paper shapes, truncated work
+# (config/paper_check.yaml), on this machine's CPUs, one job at a time; then the table of each job's time and peak
+# memory with the suggested cluster requests (python -m equidyn.paper_check).
+#
+#   bash scripts/paper_check.sh [WORKDIR] [extra snakemake arguments...]
+#
+# WORKDIR (default: the repository) receives results/paper_check/; the table is written to
+# WORKDIR/results/paper_check/paper_check.md. Runs niced. Exit status: the workflow's.
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+WORKDIR=${1:-$ROOT}
+shift $(( $# > 0 ? 1 : 0 ))
+PY=${PYTHON:-$ROOT/.venv/bin/python}
+export PATH="$(dirname "$PY"):$PATH"  # the rules call `python -m equidyn.cli`
+start=$(date +%s)
+nice -n 10 "$PY" -m snakemake all --snakefile "$ROOT/Snakefile" --directory "$WORKDIR" --profile "$ROOT/profiles/local" \
+    --configfile "$ROOT/config/config.yaml" "$ROOT/config/paper_check.yaml" --cores 2 --keep-going "$@"
+status=$?
+wall=$(( $(date +%s) - start ))
+PYTHONPATH="$ROOT/src" "$PY" -m equidyn.paper_check "$WORKDIR/results/paper_check" --wall "$wall" \
+    --out "$WORKDIR/results/paper_check/paper_check.md" || true
+exit $status

@@ -1,0 +1,110 @@
+"""The paper-scale execution check (issue 14): its configuration keeps the paper's shapes and truncates only the
+work, its report turns benchmark files into per-class memory requests, and (marker ``paper_check``, never in the
+default or slow runs) the check itself passes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from equidyn.config import load_config, validate_config
+from equidyn.paper_check import collect, markdown, rule_class, suggested_requests
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def configs() -> tuple[dict, dict]:
+    paper = load_config([ROOT / "config" / "config.yaml"])
+    check = load_config([ROOT / "config" / "config.yaml", ROOT / "config" / "paper_check.yaml"])
+    return paper, check
+
+
+def test_the_check_config_is_valid_and_runs_its_own_results_folder(configs) -> None:
+    _, check = configs
+    validate_config(check)
+    assert check["name"] == "paper_check"
+
+
+def test_the_check_keeps_every_paper_shape(configs) -> None:
+    """Grids, models and their sizes, batch sizes, windows and rollouts, the Hessian subset: as in the paper."""
+    paper, check = configs
+    for study in ("levels", "rotation", "superres", "tutorial"):
+        assert [m["name" if "name" in m else "label"] for m in check[study]["models"]] == [
+            m["name" if "name" in m else "label"] for m in paper[study]["models"]
+        ], study
+        for a, b in zip(paper[study]["models"], check[study]["models"], strict=True):
+            assert {k: v for k, v in a.items() if k != "alphas"} == {k: v for k, v in b.items() if k != "alphas"}
+        assert check[study]["training"]["batch_size"] == paper[study]["training"]["batch_size"], study
+        assert check[study]["training"]["max_batches"] > 0, study
+    for study in ("levels", "rotation"):
+        assert check[study]["physics"]["grid"] == paper[study]["physics"]["grid"] == 64
+        assert check[study]["input_frames"] == paper[study]["input_frames"]
+        assert check[study]["rollout"] == paper[study]["rollout"]
+    assert check["levels"]["base"]["n_sims"] == paper["levels"]["base"]["n_sims"]
+    assert check["rotation"]["plumes"] == paper["rotation"]["plumes"]
+    assert check["superres"]["data"]["offline"]["n"] == paper["superres"]["data"]["offline"]["n"] == 64
+    assert check["superres"]["data"]["factor"] == paper["superres"]["data"]["factor"]
+    assert check["tutorial"]["turbulence"]["n"] == paper["tutorial"]["turbulence"]["n"]
+    assert check["dynamics"]["subset"] == paper["dynamics"]["subset"]
+    assert check["dynamics"]["lie"] == paper["dynamics"]["lie"]
+    # every penalised model still trains with a penalty, so its regulariser runs at paper size
+    for entry in check["levels"]["models"] + check["rotation"]["models"] + check["superres"]["models"]:
+        if any(a > 0 for a in next(m for m in paper_models(paper) if m["name"] == entry["name"])["alphas"]):
+            assert any(a > 0 for a in entry["alphas"]), entry["name"]
+
+
+def paper_models(paper: dict) -> list[dict]:
+    return paper["levels"]["models"] + paper["rotation"]["models"] + paper["superres"]["models"]
+
+
+def test_the_check_measures_a_2d_and_a_3d_run(configs) -> None:
+    _, check = configs
+    assert {entry["study"] for entry in check["dynamics"]["runs"]} >= {"levels", "superres"}
+
+
+def _tsv(path: Path, seconds: float, rss: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"s\th:m:s\tmax_rss\tmax_vms\n{seconds}\t0:00:01\t{rss}\t1\n")
+
+
+def test_the_report_sizes_each_class_from_its_largest_peak(tmp_path) -> None:
+    bench = tmp_path / "benchmarks"
+    _tsv(bench / "runs/levels/e2cnn/alpha0/level9/seed0/train.tsv", 12.0, "2100.5")
+    _tsv(bench / "runs/superres/gcnn3d/alpha0/seed0/train.tsv", 30.0, "9400.0")
+    _tsv(bench / "runs/superres/gcnn3d/alpha0/seed0/hessian_best.tsv", 50.0, "12001.0")
+    _tsv(bench / "levels/base.tsv", 100.0, "800")
+    _tsv(bench / "levels/data_ee_level9.tsv", 3.0, "NA")
+    _tsv(bench / "tables/levels.tsv", 1.0, "300")
+    rows = collect(tmp_path)
+    assert len(rows) == 6
+    requests = suggested_requests(rows, margin=1.5)
+    assert requests["train"]["peak_mb"] == 9400.0 and requests["train"]["mem_mb"] == 15000  # 14100 -> 15000
+    assert requests["analysis"]["mem_mb"] == 19000  # 18001.5 -> 19000; the NA row is skipped
+    assert requests["data"]["mem_mb"] == 2000 and requests["report"]["mem_mb"] == 1000
+    text = markdown(rows, 1.5, wall=600)
+    assert "10.0 min" in text and "| train | 9400 |" in text
+
+
+def test_rule_classes_follow_the_benchmark_paths() -> None:
+    assert rule_class(Path("runs/rotation/mlp/alpha0/seed0/train.tsv")) == "train"
+    assert rule_class(Path("runs/levels/e2cnn/alpha0/level0/seed0/lie_epoch3.tsv")) == "analysis"
+    assert rule_class(Path("figures/sharpness.tsv")) == "report"
+    assert rule_class(Path("superres/data.tsv")) == "data"
+
+
+@pytest.mark.paper_check
+def test_the_paper_scale_check_passes(tmp_path) -> None:
+    """Before a release: every rule at paper shapes (≤ 60 min on 2 cores; scripts/paper_check.sh)."""
+    env = {**os.environ, "PYTHON": sys.executable}
+    out = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "paper_check.sh"), str(tmp_path)], env=env, capture_output=True, text=True,
+        timeout=3 * 3600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-5000:]
+    table = (tmp_path / "results" / "paper_check" / "paper_check.md").read_text()
+    assert "| train |" in table and "| analysis |" in table
