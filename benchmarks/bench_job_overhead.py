@@ -112,18 +112,18 @@ def make_store(root: Path, grid: int) -> Path:
     return root / "level1.zarr"
 
 
-def train_args(store: Path, model: str, run_dir: Path) -> list[str]:
+def train_args(store: Path, model: str, run_dir: Path, threads: int = 1) -> list[str]:
     return [
         "levels-train", "--settings", json.dumps(level_settings(model)), "--store", str(store), "--model", model,
-        "--alpha", "0", "--level", "1", "--seed", "0", "--run-dir", str(run_dir), "--threads", "1",
+        "--alpha", "0", "--level", "1", "--seed", "0", "--run-dir", str(run_dir), "--threads", str(threads),
     ]  # fmt: skip
 
 
-def measure_args(store: Path, model: str, checkpoint: Path, out: Path) -> list[str]:
+def measure_args(store: Path, model: str, checkpoint: Path, out: Path, threads: int = 1) -> list[str]:
     settings = {"run": level_settings(model), "dynamics": {"lie": {"samples": 4}}}
     return [
         "measure", "--study", "levels", "--measure", "lie", "--settings", json.dumps(settings), "--store",
-        str(store), "--checkpoint", str(checkpoint), "--out", str(out), "--threads", "1",
+        str(store), "--checkpoint", str(checkpoint), "--out", str(out), "--threads", str(threads),
     ]  # fmt: skip
 
 
@@ -134,7 +134,6 @@ def job_env(src: Path = SRC) -> dict[str, str]:
     return {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-        "OMP_NUM_THREADS": "1",
         "EQUIDYN_GIT_REV": os.environ.get("EQUIDYN_GIT_REV", "bench"),
     }
 
@@ -179,6 +178,7 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="one round of the ConvNet job, a measure and torch")
     p.add_argument("--importtime", action="store_true", help="print each job's slowest imports (one round)")
     p.add_argument("--grid", type=int, default=16)
+    p.add_argument("--threads", type=int, default=1, help="torch threads of each job (--threads of the CLI)")
     p.add_argument(
         "--baseline-src",
         type=Path,
@@ -204,12 +204,12 @@ def main() -> int:
         trees = [("", SRC)] + ([(" (baseline)", args.baseline_src.resolve())] if args.baseline_src else [])
         for label, src in trees:
             for model in ("convnet",) if args.quick else ("convnet", "e2cnn", "rsteer"):
-                run = train_args(store, model, root / f"run_{model}{label.strip()}")
+                run = train_args(store, model, root / f"run_{model}{label.strip()}", args.threads)
                 jobs[f"train {model}: first step{label}"] = (run, "step", src)
             for model in checkpoints:
                 out = root / f"lie_{model}.json"
                 jobs[f"measure lie ({model}): first forward{label}"] = (
-                    measure_args(store, model, checkpoints[model], out),
+                    measure_args(store, model, checkpoints[model], out, args.threads),
                     "forward",
                     src,
                 )
@@ -226,7 +226,7 @@ def main() -> int:
                         print(f"    {secs:6.3f}  {mod}")
 
     torch_s = statistics.median(times["import torch"])
-    print(f"\n{rounds} interleaved round(s), medians, one thread per job, {os.cpu_count()} CPUs\n")
+    print(f"\n{rounds} interleaved round(s), medians, {args.threads} thread(s) per job, {os.cpu_count()} CPUs\n")
     print("| job | to first step (s) | × import torch |")
     print("|---|---:|---:|")
     for name, values in times.items():

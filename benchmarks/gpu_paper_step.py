@@ -1,6 +1,6 @@
 """Paper-size train step of every 2-D and 3-D model, and one Hessian-vector product: float32 vs bfloat16 autocast.
 
-    .venv/bin/python benchmarks/gpu_paper_step.py [--device cuda] [--repeats 5] [--out table.md]
+    .venv/bin/python benchmarks/gpu_paper_step.py [--device auto|cuda|cpu] [--repeats 5] [--out table.md]
     .venv/bin/python benchmarks/gpu_paper_step.py --device cpu --quick      (tests/test_gpu_ready.py runs this)
 
 For a lent GPU: one command, a few minutes, a markdown table for docs/benchmarks.md. The models and their sizes
@@ -162,7 +162,7 @@ def time_hvp(case: dict, device, amp: bool, repeats: int, warmup: int = 1) -> fl
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--device", default="cuda", help="cuda (default), cuda:N or cpu")
+    p.add_argument("--device", default="auto", help="auto (default: cuda when available), cuda, cuda:N or cpu")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--quick", action="store_true", help="tiny sizes, one repeat: checks that the script runs")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         print("no CUDA device: run with --device cpu (with --quick for a check that the script works)", file=sys.stderr)
         return 2

@@ -48,6 +48,9 @@ BENCHMARKS = [
     ),
     ("bench_superres_models.py", [], ["--quick"]),
     ("bench_turbulence.py", [], ["--sizes", "16", "--repeats", "1", "--steps", "2"]),
+    # issue 14: a job's fixed cost vs `import torch`; paper-size steps fp32 vs bf16 (on a GPU when there is one)
+    ("bench_job_overhead.py", [], ["--quick"]),
+    ("gpu_paper_step.py", [], ["--device", "cpu", "--quick"]),
 ]
 
 
