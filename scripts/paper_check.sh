@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The paper-scale execution check (issue 14): every rule of the paper configuration at paper shapes, truncated work
-# (config/paper_check.yaml), on this machine's CPUs, one job at a time; then the table of each job's time and peak
-# memory with the suggested cluster requests (python -m equidyn.paper_check).
+# (config/paper_check.yaml), on this machine's CPUs, one job at a time; the superres data job once more with the
+# JHTDB source against a loopback service (scripts/paper_check_jhtdb.py); then the table of each job's time and
+# peak memory with the suggested cluster requests (python -m equidyn.paper_check).
 #
 #   bash scripts/paper_check.sh [WORKDIR] [extra snakemake arguments...]
 #
@@ -17,6 +18,8 @@ start=$(date +%s)
 nice -n 10 "$PY" -m snakemake all --snakefile "$ROOT/Snakefile" --directory "$WORKDIR" --profile "$ROOT/profiles/local" \
     --configfile "$ROOT/config/config.yaml" "$ROOT/config/paper_check.yaml" --cores 2 --keep-going "$@"
 status=$?
+# the JHTDB path (paper crop and times) against the loopback service of tests/test_jhtdb.py
+nice -n 10 "$PY" "$ROOT/scripts/paper_check_jhtdb.py" "$WORKDIR/results/paper_check" || status=$?
 wall=$(( $(date +%s) - start ))
 PYTHONPATH="$ROOT/src" "$PY" -m equidyn.paper_check "$WORKDIR/results/paper_check" --wall "$wall" \
     --out "$WORKDIR/results/paper_check/paper_check.md" || true
