@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto", help="auto (default: cuda when available), cuda, cuda:N or cpu")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--quick", action="store_true", help="tiny sizes, one repeat: checks that the script runs")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--out", type=Path, help="also write the table to this file")
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore", message=".*py3nj.*")
