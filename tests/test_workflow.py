@@ -160,6 +160,16 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
                                                    for c in tables[name].columns), name  # fmt: skip
     for ext in ("pdf", "png"):
         assert (res / "figures" / f"claims.{ext}").stat().st_size > 10_000
+
+    # issue 11: trivial baselines joined into the summaries; every run's convergence and learning curves
+    for name, column in (("levels_summary", "test_rmse_skill"), ("rotation_summary", "rmse_domain_skill"),
+                         ("superres_summary", "test_mae_skill")):  # fmt: skip
+        assert column in tables[name] and tables[name][column].notna().all(), name
+    conv = tables["convergence"]
+    assert set(conv.study) == {"levels", "rotation", "superres", "tutorial"}
+    assert conv.rel_change_last20.notna().all() and conv.flattened.isin([True, False]).all()
+    for study in ("levels", "rotation", "superres", "tutorial"):
+        assert (res / "figures" / f"curves_{study}.png").stat().st_size > 10_000, study
     import json
 
     lie = json.loads((res / "runs/levels/e2cnn/alpha0/level0/seed0/lie_best.json").read_text())
