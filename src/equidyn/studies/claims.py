@@ -15,11 +15,12 @@ tables the studies already wrote:
   unrotated one: an equivalence claim), while the CNN's degrades.
 
 Every effect is dimensionless, so one forest plot holds them all: a **log ratio** ``log(a_s/b_s)`` for positive
-quantities (RMSE, MAE, λ_max, trace, EE), a **relative difference** ``(a_s − b_s)/|mean_s b_s|`` for the signed
-curvature sharpness, a **correlation** for "tracks", a **relative change** for the tutorial. Effects are paired on
-everything but the compared factor (seed, and level/checkpoint where they apply) and summarised over seeds by
-:mod:`equidyn.stats`; a verdict is read from the interval. A claim whose inputs the run does not have (a study not
-run, a model not in the grid, one seed) is left out or reported as "not resolved", never guessed.
+quantities (RMSE, MAE, λ_max, EE), a **relative difference** ``(a_s − b_s)/|mean_s b_s|`` for the signed
+curvature sharpness and the Hessian trace (indefinite Hessians can have a negative trace), a **correlation** for
+"tracks", a **relative change** for the tutorial. Effects are paired on everything but the compared factor (seed,
+and level/checkpoint where they apply) and summarised over seeds by :mod:`equidyn.stats`; a verdict is read from
+the interval. A claim whose inputs the run does not have (a study not run, a model not in the grid, one seed) is
+left out or reported as "not resolved", never guessed.
 
 Each RSteer α of the grid is its own row (several rows test one claim, so read single "supported" rows with the
 multiplicity in mind).
@@ -58,7 +59,7 @@ COLUMNS = (
 TUT_MARGIN = 0.05
 DYNAMICS_QUANTITIES = {
     "hessian_lambda_max": ("λ_max", "log_ratio"),
-    "hessian_trace": ("Hessian trace", "log_ratio"),
+    "hessian_trace": ("Hessian trace", "relative_difference"),  # a Hutchinson estimate can be negative
     "sharpness_curvature": ("curvature sharpness", "relative_difference"),
 }
 
