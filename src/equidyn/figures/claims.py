@@ -65,7 +65,7 @@ def forest(claims_csv: str | os.PathLike, out: str | os.PathLike) -> None:
     for verdict, colour in VERDICT_COLORS.items():
         count = int((df.verdict == verdict).sum())
         ax.plot([], [], "o-", color=colour, label=f"{verdict} ({count})")
-    ax.legend(frameon=False, fontsize=6, loc="lower right")
+    ax.legend(frameon=False, fontsize=6, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3)
     seeds = f"{int(df.n_seeds.min())}-{int(df.n_seeds.max())}" if n else "0"
-    ax.set_title(f"Claims tested by this run ({seeds} seeds per effect; shade: the claimed side)", fontsize=8)
+    fig.suptitle(f"Claims tested by this run ({seeds} seeds per effect; shade: the claimed side)", fontsize=8)
     style.save(fig, out, style.lineage_footer(df, "tables/claims.csv"))

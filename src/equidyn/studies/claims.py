@@ -363,7 +363,7 @@ def tutorial_claims(tutorial) -> list[dict]:
 
     models = set(df.model)
     lineage = _lineage(df)
-    quantity = "rotated RMSE / unrotated RMSE − 1 (mean over 90°, 180°, 270°)"
+    quantity = "rotated / unrotated RMSE − 1 (mean of 90°, 180°, 270°)"
     if "escnn" in models:
         rows.append(
             _row(
