@@ -52,7 +52,7 @@ def model_cases(quick: bool) -> list[dict]:
         spec = model_spec(entry, f"{rot['input_frames']} vector", "1 vector", (grid, grid), "C4")
         batch = 2 if quick else int(rot["training"]["batch_size"])
         cases.append({"name": entry["name"], "spec": spec, "batch": batch, "loss": "mse"})
-    coarse = 4 if quick else int(sr["data"]["offline"]["n"]) // int(sr["data"]["factor"])
+    coarse = 2 if quick else int(sr["data"]["offline"]["n"]) // int(sr["data"]["factor"])
     for entry in sr["models"]:
         entry = {k: v for k, v in entry.items() if k != "alphas"}
         if quick:
