@@ -123,6 +123,8 @@ def skill(table_csv: str | os.PathLike, ceiling_csv: str | os.PathLike, out: str
             ax.set_xlabel("transform of the test data (m: mirror, then rotate)")
             ax.set_ylabel(f"test R², {OUTPUT_LABELS.get(output, output)}")
             low = np.nanmin(sub.r2.values) if len(sub) else 0.0
+            if output == "uv" and flow in ceiling.index:  # keep the ceiling line in view
+                low = min(low, float(ceiling.loc[flow, "gradient_model_r2_fitted"]))
             ax.set_ylim(max(low, -1.0) - 0.05, 1.0)
             ax.set_title(f"flow {flow} (Coriolis f = {flow[1:]})", fontsize=8)
 
