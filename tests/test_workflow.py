@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # No wall-clock bound on the demo (issue 12): machine speed varies by 2x or more, so the time is recorded as a
 # benchmark, not asserted. The subprocess timeout is only a guard against a hung job, far above any slow machine.
+# (pytest-timeout's own guard for this test is set to the same value in conftest.py.)
 HUNG_JOB_TIMEOUT_S = int(os.environ.get("EQUIDYN_HUNG_TIMEOUT_S", 4 * 3600))
 
 

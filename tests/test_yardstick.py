@@ -6,6 +6,8 @@ import csv
 import re
 from pathlib import Path
 
+import pytest
+
 from equidyn.yardstick import RECORD_FIELDS, append_records, demo_record, format_record, job_time_sum
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,3 +51,26 @@ def test_no_test_asserts_a_wall_clock_bound() -> None:
         if pattern.search(line)
     ]
     assert not offenders, offenders
+
+
+class FakeItem:
+    def __init__(self, *markers: str) -> None:
+        self.markers = {m: pytest.Mark(m, (), {}) for m in markers}
+
+    def get_closest_marker(self, name: str):
+        return self.markers.get(name)
+
+    def add_marker(self, marker) -> None:
+        self.markers[marker.name] = marker.mark
+
+
+def test_workflow_tests_get_only_a_hung_job_guard() -> None:
+    """pyproject's 900 s pytest-timeout once failed a correct 15-minute demo on a shared machine (issue 12)."""
+    from conftest import HUNG_JOB_TIMEOUT_S, pytest_collection_modifyitems
+
+    slow, paper, fast = FakeItem("slow"), FakeItem("paper_check"), FakeItem()
+    pytest_collection_modifyitems(None, [slow, paper, fast])  # type: ignore[arg-type]
+    assert HUNG_JOB_TIMEOUT_S >= 3600
+    for item in (slow, paper):
+        assert item.get_closest_marker("timeout").args == (HUNG_JOB_TIMEOUT_S,)
+    assert fast.get_closest_marker("timeout") is None  # the fast tests keep pyproject's hang guard
