@@ -66,6 +66,21 @@ class ConvNet(FieldModel):
         return self.net(x)
 
 
+def regular_field_stack(gspace, in_type, out_type, spec: ModelSpec, conv) -> nn.Module:
+    """``spec.layers`` escnn convolutions ``conv(t_in, t_out)`` through regular hidden fields (``spec.hidden`` copies),
+    each hidden one followed by inner batch norm and ReLU: the topology every steerable 2-D model here shares, so
+    the smoke-plume and tutorial models differ only in their group and their convolution."""
+    from escnn import nn as enn
+
+    hidden = enn.FieldType(gspace, [gspace.regular_repr] * spec.hidden)
+    types = [in_type] + [hidden] * (spec.layers - 1)
+    blocks: list[nn.Module] = []
+    for t_in, t_out in itertools.pairwise(types):
+        blocks += [conv(t_in, t_out), enn.InnerBatchNorm(t_out), enn.ReLU(t_out, inplace=False)]
+    blocks.append(conv(types[-1], out_type))
+    return enn.SequentialModule(*blocks)
+
+
 class _SteerableNet(FieldModel):
     """escnn C4 network in equidyn's frame; ``relaxed`` swaps every R2Conv for a RelaxedR2Conv."""
 
@@ -76,19 +91,12 @@ class _SteerableNet(FieldModel):
         check_2d(spec)
         super().__init__(spec, C4())
         from escnn import gspaces
-        from escnn import nn as enn
 
         self.gspace = gspaces.rot2dOnR2(4)
         k = spec.kernel_size
         self.in_type = escnn_field_type(self.gspace, spec.in_layout)
         self.out_type = escnn_field_type(self.gspace, spec.out_layout)
-        hidden = enn.FieldType(self.gspace, [self.gspace.regular_repr] * spec.hidden)
-        types = [self.in_type] + [hidden] * (spec.layers - 1)
-        blocks: list[nn.Module] = []
-        for t_in, t_out in itertools.pairwise(types):
-            blocks += [self._conv(t_in, t_out, k), enn.InnerBatchNorm(t_out), enn.ReLU(t_out, inplace=False)]
-        blocks.append(self._conv(types[-1], self.out_type, k))
-        self.net = enn.SequentialModule(*blocks)
+        self.net = regular_field_stack(self.gspace, self.in_type, self.out_type, spec, lambda a, b: self._conv(a, b, k))
 
     def _conv(self, t_in, t_out, k: int) -> nn.Module:
         if self.relaxed:

@@ -23,6 +23,7 @@ from ..symmetry import C4, group_by_name
 from ..symmetry.escnn_frame import d4_gspace, escnn_field_type, from_escnn, to_escnn
 from .base import FieldModel, ModelSpec
 from .registry import register
+from .smoke2d import regular_field_stack
 
 
 def _padding_mode(spec: ModelSpec) -> str:
@@ -79,17 +80,13 @@ class ClosureEscnn(FieldModel):
         k, mode = spec.kernel_size, _padding_mode(spec)
         self.in_type = escnn_field_type(self.gspace, spec.in_layout)
         self.out_type = escnn_field_type(self.gspace, spec.out_layout)
-        hidden = enn.FieldType(self.gspace, [self.gspace.regular_repr] * spec.hidden)
-        types = [self.in_type] + [hidden] * (spec.layers - 1)
-        blocks: list[nn.Module] = []
-        for t_in, t_out in itertools.pairwise(types):
-            blocks += [
-                enn.R2Conv(t_in, t_out, k, padding=k // 2, padding_mode=mode),
-                enn.InnerBatchNorm(t_out),
-                enn.ReLU(t_out, inplace=False),
-            ]
-        blocks.append(enn.R2Conv(types[-1], self.out_type, k, padding=k // 2, padding_mode=mode))
-        self.net = enn.SequentialModule(*blocks)
+        self.net = regular_field_stack(
+            self.gspace,
+            self.in_type,
+            self.out_type,
+            spec,
+            lambda t_in, t_out: enn.R2Conv(t_in, t_out, k, padding=k // 2, padding_mode=mode),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         from escnn.nn import GeometricTensor
