@@ -38,6 +38,16 @@ def test_persistence_error_grows_linearly_on_a_linear_drift():
     assert s["mae"] == pytest.approx(4.0)
 
 
+def test_linear_extrapolation_is_exact_on_a_linear_drift_and_misses_a_quadratic_by_its_curvature():
+    t = torch.arange(10, dtype=torch.float32)
+    frames = (t[None, :, None, None, None] * torch.ones(2, 10, 2, 4, 4)).clone()
+    s = score(_forecast_task(frames), baselines.linear_extrapolation(2), "test")
+    assert s["rmse_by_step"] == pytest.approx([0.0, 0.0, 0.0], abs=1e-5)
+    quad = (t[None, :, None, None, None] ** 2 * torch.ones(2, 10, 2, 4, 4)).clone()
+    s = score(_forecast_task(quad, steps=1), baselines.linear_extrapolation(2), "test")
+    assert s["rmse"] == pytest.approx(2.0 * 2.0)  # second difference 2, scale 2
+
+
 def test_interpolated_input_is_exact_on_a_linear_field_away_from_the_border():
     """Box means of a linear field sit at block centres, so trilinear upsampling reproduces it (interior)."""
     n, f = 16, 4

@@ -81,6 +81,15 @@ def test_workflow_lists_the_dynamics_files_of_the_selected_runs() -> None:
     assert hessian and all("/level0/" in f or "/superres/" in f for f in hessian)
 
 
+def test_dynamics_runs_can_be_restricted_to_the_models_a_claim_compares() -> None:
+    config = {**DEMO, "resources": {}, "dynamics": {**DEMO["dynamics"], "runs": [{"study": "levels", "level": [0]}]}}
+    everything = Workflow(config).dynamics_runs()
+    config["dynamics"]["runs"] = [{"study": "levels", "level": [0], "model": ["e2cnn", "rsteer"]}]
+    chosen = Workflow(config).dynamics_runs()
+    assert {r["model"] for _, r in everything} == {"convnet", "e2cnn", "rsteer"}
+    assert chosen == [(s, r) for s, r in everything if r["model"] != "convnet"]
+
+
 def test_snakefile_path_imports_neither_torch_nor_numpy() -> None:
     """The Snakefile validates the config and builds the DAG with equidyn.config and equidyn.workflow only."""
     code = (

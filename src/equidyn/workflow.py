@@ -131,16 +131,15 @@ class Workflow:
     def dynamics_runs(self) -> list[tuple[str, dict[str, Any]]]:
         """``(study, run keys)`` of every measured run.
 
-        Each entry of ``dynamics.runs`` names a study and optionally restricts its ``level``/``seed`` lists; a study
-        without an entry is not measured.
+        Each entry of ``dynamics.runs`` names a study and optionally restricts its ``level``/``seed``/``model`` lists
+        (a measure that no claim reads need not be paid for: the level-0 claims compare RSteer with E2CNN only); a
+        study without an entry is not measured.
         """
         selected = []
         for selection in self.config["dynamics"]["runs"]:
             study = selection["study"]
             filters = {k: v for k, v in selection.items() if k != "study"}
-            selected += [
-                (study, r) for r in self.runs(study) if all(int(r[key]) in values for key, values in filters.items())
-            ]
+            selected += [(study, r) for r in self.runs(study) if all(_matches(r[k], v) for k, v in filters.items())]
         return selected
 
     def dynamics_files(self, measures: tuple[str, ...]) -> list[str]:
@@ -194,3 +193,8 @@ class Workflow:
             d = description(study)
             chosen += [self.R(d.run_file(run, measure_file("hessian", c))) for run in runs for c in CHECKPOINTS]
         return chosen
+
+
+def _matches(value: Any, allowed: list[Any]) -> bool:
+    """Whether a run key is in a selection list (compared as text: levels and seeds are ints, models names)."""
+    return str(value) in {str(a) for a in allowed}

@@ -25,6 +25,20 @@ class ModelSpec:
 
     ``grid`` is the spatial size; only models without weight sharing across positions (MLP, locally
     connected) depend on it. ``options`` carries model-specific settings (e.g. ``filter_banks``).
+
+    ``residual``: the network predicts a *correction* to a trivial prediction (:func:`skip_prediction`):
+    ``"last"``, the last input frame carried to the output grid (the baseline of its study: persistence for
+    forecasting, the interpolated input for super-resolution), or ``"linear"``, the linear extrapolation
+    ``2·x_t − x_{t−1}`` of the last two frames (forecasting with >= 2 input frames). ``""``: none. Every
+    architecture accepts it, because the skip is exactly equivariant for every group equidyn uses (a linear
+    combination of input frames, interpolated with symmetric weights), so it changes what the network has to
+    learn, not its symmetry.
+
+    ``rescale``: the network sees each input divided by its own rms ``s`` (over channels and grid) and its output
+    is multiplied by ``s`` again (reversible instance normalisation, as RevIN [KIM22] for forecasting under
+    distribution shift). A plume accelerates, so test frames are up to 2x larger than any training frame; a
+    rescaled model sees inputs of one size throughout. ``s`` is invariant under every grid action, so equivariance
+    is unchanged; with ``residual`` the skip is added after rescaling, so it is still exactly the baseline.
     """
 
     name: str
@@ -36,6 +50,8 @@ class ModelSpec:
     group: str = "C4"
     kernel_size: int = 3
     options: dict[str, Any] = field(default_factory=dict)
+    residual: str = ""
+    rescale: bool = False
 
     def with_hidden(self, hidden: int) -> ModelSpec:
         from dataclasses import replace
@@ -43,8 +59,12 @@ class ModelSpec:
         return replace(self, hidden=hidden)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able form, stored in every checkpoint so it can be rebuilt without the config."""
-        return {
+        """Plain JSON-able form, stored in every checkpoint so it can be rebuilt without the config.
+
+        ``residual`` and ``rescale`` are written only when set, so the identity of every run trained before they
+        existed (which the trainer compares on resume) is unchanged.
+        """
+        d = {
             "name": self.name,
             "in_layout": str(self.in_layout),
             "out_layout": str(self.out_layout),
@@ -55,6 +75,11 @@ class ModelSpec:
             "kernel_size": self.kernel_size,
             "options": dict(self.options),
         }
+        if self.residual:
+            d["residual"] = self.residual
+        if self.rescale:
+            d["rescale"] = True
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelSpec:
@@ -81,6 +106,30 @@ class FieldModel(nn.Module):
         self.out_layout = spec.out_layout
         self.in_channels = group.channels(spec.in_layout)
         self.out_channels = group.channels(spec.out_layout)
+        if spec.residual not in SKIPS:
+            raise ValueError(f"model {spec.name!r}: residual must be one of {sorted(SKIPS)}, got {spec.residual!r}")
+        frames = self.in_channels // self.out_channels
+        if spec.residual and (self.in_channels % self.out_channels or frames < SKIPS[spec.residual]):
+            raise ValueError(
+                f"model {spec.name!r}: residual {spec.residual!r} needs the input to be >= {SKIPS[spec.residual]} "
+                f"whole frames of the output layout '{spec.out_layout}', got input '{spec.in_layout}'"
+            )
+
+    def __call__(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """``forward`` wrapped by the spec's ``rescale`` and ``residual``: ``s·f(x/s) + skip(x)``.
+
+        Here rather than in every architecture's ``forward``: it also runs under ``torch.func.functional_call``
+        (the Hessian-vector products), and the state dict is unchanged.
+        """
+        if not (self.spec.residual or self.spec.rescale):
+            return super().__call__(x, *args, **kwargs)
+        scale = _input_scale(x) if self.spec.rescale else None
+        out = super().__call__(x / scale if scale is not None else x, *args, **kwargs)
+        if scale is not None:
+            out = out * scale
+        if self.spec.residual:
+            out = out + skip_prediction(self.spec.residual, x, self.out_channels, tuple(out.shape[2:]))
+        return out
 
     def regularizer(self, inputs: torch.Tensor | None = None) -> torch.Tensor:
         """The relaxation (or soft-constraint) penalty, *without* alpha. Zero for unconstrained/strict models.
@@ -88,6 +137,48 @@ class FieldModel(nn.Module):
         ``inputs`` is the current batch; only data-dependent penalties (CLCNN's hinge) use it.
         """
         return torch.zeros((), device=next(self.parameters()).device)
+
+
+#: the trivial predictions a ``residual`` model corrects, and how many input frames each needs
+SKIPS = {"": 0, "last": 1, "linear": 2}
+
+
+def skip_prediction(kind: str, x: torch.Tensor, out_channels: int, out_grid: tuple[int, ...]) -> torch.Tensor:
+    """The trivial prediction ``kind`` of :data:`SKIPS` from input ``x`` (frames stacked oldest first)."""
+    last = last_frame(x, out_channels, out_grid)
+    if kind == "last":
+        return last
+    if kind == "linear":
+        return 2 * last - last_frame(x[:, :-out_channels], out_channels, out_grid)
+    raise ValueError(f"unknown residual {kind!r}; expected one of {sorted(SKIPS)}")
+
+
+def _input_scale(x: torch.Tensor) -> torch.Tensor:
+    """Per-sample rms over channels and grid, shaped to broadcast; floored so an all-zero input stays finite.
+
+    Not detached: the Lie derivative differentiates the model with respect to its input, scale included.
+    """
+    return x.pow(2).mean(dim=tuple(range(1, x.ndim)), keepdim=True).sqrt().clamp_min(1e-6)
+
+
+def last_frame(x: torch.Tensor, out_channels: int, out_grid: tuple[int, ...] | None = None) -> torch.Tensor:
+    """The last ``out_channels`` input channels (the newest frame), linearly interpolated to ``out_grid``.
+
+    Interpolation is at cell centres (``align_corners=False``): a coarse block mean sits at the centre of its fine
+    block. At an integer scale factor the interpolation weights are symmetric under reversing an axis and the same
+    on every axis, so the map commutes exactly with the grid actions of C4, D4, O and O_h (tested). This is both
+    the trivial baseline of a study and the skip of a ``residual`` model: one definition for both.
+    """
+    frame = x[:, -out_channels:]
+    if out_grid is None or tuple(frame.shape[2:]) == tuple(out_grid):
+        return frame
+    mode = {1: "linear", 2: "bilinear", 3: "trilinear"}[frame.ndim - 2]
+    return nn.functional.interpolate(frame, size=tuple(out_grid), mode=mode, align_corners=False)
+
+
+def _input_scale(x: torch.Tensor) -> torch.Tensor:
+    """Per-sample rms over channels and grid, shaped to broadcast; floored so a zero field stays finite."""
+    return x.detach().pow(2).mean(dim=tuple(range(1, x.ndim)), keepdim=True).sqrt().clamp_min(1e-6)
 
 
 def model_state(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -56,6 +56,8 @@ def _modules():
     import torch
     from torch import nn
 
+    from ..models.base import last_frame, skip_prediction
+
     class Persistence(nn.Module):
         """Predicts the last input frame: ``(B, frames*C, *grid)`` → ``(B, C, *grid)``."""
 
@@ -64,8 +66,19 @@ def _modules():
             self.input_frames = input_frames
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            c = x.shape[1] // self.input_frames
-            return x[:, -c:]
+            return last_frame(x, x.shape[1] // self.input_frames)
+
+    class LinearExtrapolation(nn.Module):
+        """``2·x_t − x_{t−1}`` from the last two input frames: the second trivial forecast, reported next to
+        persistence because a ``residual: linear`` model is built on it (a model that beats persistence only
+        through its skip has learnt nothing; this column shows whether it does better than its skip)."""
+
+        def __init__(self, input_frames: int) -> None:
+            super().__init__()
+            self.input_frames = input_frames
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return skip_prediction("linear", x, x.shape[1] // self.input_frames, tuple(x.shape[2:]))
 
     class InterpolatedInput(nn.Module):
         """The last coarse time's velocity (channels ``-3:``), trilinearly upsampled by ``factor`` (cell centres,
@@ -76,11 +89,9 @@ def _modules():
             self.factor, self.components = factor, components
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return nn.functional.interpolate(
-                x[:, -self.components :], scale_factor=self.factor, mode="trilinear", align_corners=False
-            )
+            return last_frame(x, self.components, tuple(n * self.factor for n in x.shape[2:]))
 
-    return Persistence, InterpolatedInput
+    return Persistence, InterpolatedInput, LinearExtrapolation
 
 
 def persistence(input_frames: int):
@@ -89,6 +100,10 @@ def persistence(input_frames: int):
 
 def interpolated_input(factor: int, components: int = 3):
     return _modules()[1](factor, components)
+
+
+def linear_extrapolation(input_frames: int):
+    return _modules()[2](input_frames)
 
 
 def baseline_model(study: str, settings: dict[str, Any], task: Any):
@@ -119,6 +134,9 @@ def compute(study: str, settings: dict[str, Any], store: str | os.PathLike, out:
         "n_samples": {split: task.n(split) for split in splits},
         **lineage_record(settings, data_sha),
     }
+    if BASELINES[study][0] == "persistence" and int(settings["input_frames"]) >= 2:
+        linear = linear_extrapolation(int(settings["input_frames"])).eval()
+        record["scores_linear_extrapolation"] = {split: score(task, linear, split) for split in splits}
     if study == "levels":
         record["level"] = int(data.attrs["level"])
     write_json(out, record)
@@ -168,7 +186,13 @@ def join_levels(summary, files: list[str]):
     summary["baseline"] = "persistence"
     summary["baseline_test_rmse"] = summary["level"].map(lambda lv: by_level[lv]["scores"]["test"]["rmse"])
     _skill(summary, "test_rmse", "baseline_test_rmse")
+    summary["linear_extrapolation_test_rmse"] = summary["level"].map(lambda lv: _linear(by_level[lv], "test"))
     return summary
+
+
+def _linear(record: dict[str, Any], split: str) -> float:
+    """The linear extrapolation's RMSE on ``split`` (NaN where the runs have one input frame)."""
+    return record.get("scores_linear_extrapolation", {}).get(split, {}).get("rmse", float("nan"))
 
 
 def join_rotation(summary, files: list[str]):
@@ -179,6 +203,7 @@ def join_rotation(summary, files: list[str]):
     for split, short in (("test_future", "future"), ("test_domain", "domain")):
         summary[f"baseline_rmse_{short}"] = record["scores"][split]["rmse"]
         _skill(summary, f"rmse_{short}", f"baseline_rmse_{short}")
+        summary[f"linear_extrapolation_rmse_{short}"] = _linear(record, split)
     return summary
 
 

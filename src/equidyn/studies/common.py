@@ -60,6 +60,8 @@ def model_spec(entry: dict[str, Any], in_layout: str, out_layout: str, grid: tup
         group=group,
         kernel_size=int(entry.get("kernel_size", 3)),
         options=dict(entry.get("options", {})),
+        residual=str(entry.get("residual", "")),
+        rescale=bool(entry.get("rescale", False)),
     )
     if "budget" in entry:
         spec, predicted = fit_hidden(spec, int(entry["budget"]))
