@@ -51,13 +51,18 @@ include: "rules/claims.smk"
 include: "rules/convergence.smk"
 
 
+STUDY_TARGETS = {
+    "levels": rules.levels_all.input,
+    "rotation": rules.rotation_all.input,
+    "superres": rules.superres_all.input,
+    "tutorial": rules.tutorial_all.input,
+}
+
+
 rule all:
     default_target: True
     input:
-        rules.levels_all.input,
-        rules.rotation_all.input,
-        rules.superres_all.input,
-        rules.tutorial_all.input,
+        [STUDY_TARGETS[s] for s in W.studies()],
         rules.dynamics_all.input,
         rules.claims_all.input,
         rules.convergence_all.input,

@@ -2,7 +2,7 @@
 # (relative change of the best validation loss over the last 20 % of epochs, < 5 % = flat) and draws its learning
 # curves; tables/convergence.csv gathers the studies.
 
-CONVERGENCE_STUDIES = [s for s in ("levels", "rotation", "superres", "tutorial") if s in config]
+CONVERGENCE_STUDIES = W.studies()
 
 
 rule convergence_study:

@@ -221,9 +221,16 @@ def _level_problems(levels: dict[str, Any] | None) -> list[str]:
 
 def _dynamics_problems(config: dict[str, Any]) -> list[str]:
     problems = []
+    chosen = config.get("studies")
+    for study in chosen or []:
+        if not config.get(study):
+            problems.append(f"studies: {study!r} has no config section")
     for i, selection in enumerate(config.get("dynamics", {}).get("runs", [])):
         study = selection["study"]
         section = config.get(study)
+        if chosen is not None and study not in chosen:
+            problems.append(f"dynamics.runs[{i}].study: {study!r} is not in studies {chosen}")
+            continue
         if not section:
             problems.append(f"dynamics.runs[{i}].study: {study!r} has no config section")
             continue

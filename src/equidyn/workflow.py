@@ -50,6 +50,14 @@ class Workflow:
     def study(self, study: str) -> StudyDescription:
         return description(study)
 
+    def studies(self) -> list[str]:
+        """The studies ``all`` runs: the config's ``studies`` list (default: every study with a config section).
+
+        A smaller study (the laptop study) can leave one out without deleting its section, which the merged
+        configuration of a profile always carries.
+        """
+        return list(self.config.get("studies", [s for s in STUDY_NAMES if s in self.config]))
+
     def run_dir_pattern(self, study: str) -> str:
         """``runs/levels/{model}/alpha{alpha}/level{level}/seed{seed}`` (below ``results/<name>/``)."""
         return description(study).run_dir
@@ -193,6 +201,10 @@ class Workflow:
             d = description(study)
             chosen += [self.R(d.run_file(run, measure_file("hessian", c))) for run in runs for c in CHECKPOINTS]
         return chosen
+
+
+#: the studies a config can run, in the order ``all`` lists them
+STUDY_NAMES = ("levels", "rotation", "superres", "tutorial")
 
 
 def _matches(value: Any, allowed: list[Any]) -> bool:
