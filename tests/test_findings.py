@@ -45,6 +45,7 @@ def results(tmp_path):
     ).to_csv(run / "tables" / "claims.csv", index=False)
     summary = {"model": ["e2cnn", "rsteer"], "alpha": [0, 0.01], "level": [0, 0], "checkpoint": ["best", "best"]}
     summary |= {"test_rmse_skill": [0.4, -0.1], "test_rmse_skill_ci_low": [0.3, -0.2], **LINEAGE}
+    summary |= {"test_rmse_ci_low": [0.8, 1.2], "test_rmse_ci_high": [0.9, 1.4], "linear_extrapolation_test_rmse": 1.0}
     pd.DataFrame(summary).to_csv(run / "tables" / "levels_summary.csv", index=False)
     conv = {"study": ["levels"] * 2, "model": ["e2cnn", "rsteer"], "rel_change_last20": [0.01, 0.2]}
     pd.DataFrame({**conv, "flattened": [True, False], **LINEAGE}).to_csv(run / "tables" / "convergence.csv")
@@ -74,6 +75,18 @@ def test_publish_writes_page_tables_and_figures(results, tmp_path):
     assert "1 of 2 model rows beat the baseline" in page
     assert "levels: 1 of 2 runs flattened" in page
     assert "not in this run: data_equivariance" in page
+    assert "linear extrapolation" in page and "1 of 2 model rows beat it with 95 % confidence, 1 are worse" in page
+
+
+def test_the_authors_reading_is_kept_between_publications(results, tmp_path):
+    docs = tmp_path / "docs"
+    (docs / "findings").mkdir(parents=True)
+    (docs / "findings" / "answer.md").write_text("## The answer\n\nRelaxed is not flatter here.\n")
+    for _ in range(2):
+        findings.publish(results, docs)
+        page = (docs / "findings.md").read_text()
+        assert page.count("Relaxed is not flatter here.") == 1
+        assert page.index("## The answer") < page.index("## Claims")
 
 
 def test_publish_without_claims_names_the_missing_table(tmp_path):

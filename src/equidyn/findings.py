@@ -114,6 +114,16 @@ def _baseline_lines(tables: dict[str, Any]) -> list[str]:
             f"- `{name}.csv` ({what}): {beat} of {len(rows)} model rows beat the baseline with 95 % confidence "
             f"(skill = 1 − model/baseline, CI above 0); lowest skill {_fmt(worst[col])} ({label})."
         )
+    lv = tables.get("levels_summary")
+    if lv is not None and "linear_extrapolation_test_rmse" in lv and lv["linear_extrapolation_test_rmse"].notna().any():
+        rows = lv if "checkpoint" not in lv else lv[lv["checkpoint"] == "best"]
+        ref = rows["linear_extrapolation_test_rmse"]
+        better, worse = int((rows["test_rmse_ci_high"] < ref).sum()), int((rows["test_rmse_ci_low"] > ref).sum())
+        lines.append(
+            f"- `levels_summary.csv` (linear extrapolation of the two input frames, test RMSE — the skip the level "
+            f"models correct): {better} of {len(rows)} model rows beat it with 95 % confidence, {worse} are worse, "
+            f"{len(rows) - better - worse} indistinguishable."
+        )
     tut = tables.get("tutorial")
     if tut is not None and "r2" in tut:
         un = tut[tut["rotation"] == 0] if "rotation" in tut else tut
@@ -180,9 +190,11 @@ def publish(results: str | os.PathLike, docs: str | os.PathLike) -> Path:
         + f"; seeds per claim {int(n_seeds.min()) if len(n_seeds) else 0}–{int(n_seeds.max()) if len(n_seeds) else 0}"
         + ". Table: [findings/claims.csv](findings/claims.csv).",
         "",
-        "## Claims",
-        "",
     ]
+    answer = docs / "findings" / "answer.md"
+    if answer.exists():  # the author's reading of the numbers below, kept in a file of its own so a rerun keeps it
+        lines += [answer.read_text().rstrip(), ""]
+    lines += ["## Claims", ""]
     for _, row in claims.iterrows():
         lines += [claim_paragraph(row.to_dict()), ""]
     lines += ["## Trivial baselines", "", *(_baseline_lines(tables) or ["No baseline columns in this run."]), ""]

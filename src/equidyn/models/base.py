@@ -35,7 +35,7 @@ class ModelSpec:
     learn, not its symmetry.
 
     ``rescale``: the network sees each input divided by its own rms ``s`` (over channels and grid) and its output
-    is multiplied by ``s`` again (reversible instance normalisation, as RevIN [KIM22] for forecasting under
+    is multiplied by ``s`` again (reversible instance normalisation, as RevIN [Kim22] for forecasting under
     distribution shift). A plume accelerates, so test frames are up to 2x larger than any training frame; a
     rescaled model sees inputs of one size throughout. ``s`` is invariant under every grid action, so equivariance
     is unchanged; with ``residual`` the skip is added after rescaling, so it is still exactly the baseline.
