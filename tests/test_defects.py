@@ -48,6 +48,9 @@ BAD_MODEL = {"name": "rstear", "budget": 9, "layers": 3}
         (lambda c: c["levels"].update(levels=[0, 17]), r"levels\.levels: level\(s\) \[17\].*possible level: 16"),
         (lambda c: c["superres"]["models"][0].update(name="convnet"), r"superres\.models\[0\]\.name: .* 2-D model"),
         (lambda c: c["dynamics"]["runs"][0].update(level=[5]), r"dynamics\.runs\[0\]\.level: \[5\] not in levels"),
+        (lambda c: c["dynamics"]["runs"][0].update(model=["rgroup"]), r"runs\[0\]\.model: \['rgroup'\] not in"),
+        (lambda c: c.update(studies=["rotation"]), r"dynamics\.runs\[0\]\.study: 'levels' is not in studies"),
+        (lambda c: c["levels"]["models"][1].update(residual="linear"), r"models\[1\]\.residual: 'linear' .*is 1"),
     ],
 )  # fmt: skip
 def test_start_up_validation_rejects_what_would_fail_after_the_data_is_built(patch, message) -> None:

@@ -194,6 +194,9 @@ def check_runnable(config: dict[str, Any]) -> list[str]:
                 problems.append(
                     f"{where}.alphas: alpha {positive} > 0, but {name!r} has no penalty for alpha to weigh; use [0]"
                 )
+            frames = section.get("input_frames", 1)
+            if entry.get("residual") == "linear" and study in ("levels", "rotation") and frames < 2:
+                problems.append(f"{where}.residual: 'linear' extrapolates two frames, but {study}.input_frames is 1")
         epochs = section.get("training", {}).get("epochs")
         if isinstance(epochs, int) and epochs < MIN_EPOCHS:
             problems.append(
@@ -234,7 +237,9 @@ def _dynamics_problems(config: dict[str, Any]) -> list[str]:
         if not section:
             problems.append(f"dynamics.runs[{i}].study: {study!r} has no config section")
             continue
-        for key, configured in (("seed", section.get("seeds", [])), ("level", section.get("levels"))):
+        models = [m.get("name") for m in section.get("models", [])]
+        keys = (("seed", section.get("seeds", [])), ("level", section.get("levels")), ("model", models))
+        for key, configured in keys:
             if key not in selection:
                 continue
             if configured is None:
