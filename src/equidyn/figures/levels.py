@@ -7,6 +7,7 @@ import os
 import pandas as pd
 
 from ..runs import CHECKPOINTS
+from ..stats import mean_ci
 from . import style
 
 
@@ -15,7 +16,7 @@ def _series_label(model: str, alpha: float, relaxed: bool) -> str:
 
 
 def ee_vs_data_ee(levels_csv: str | os.PathLike, data_csv: str | os.PathLike, out: str | os.PathLike) -> None:
-    """Model EE against data EE, one panel per checkpoint; a line per (model, alpha); mean ± sd over seeds.
+    """Model EE against data EE, one panel per checkpoint; a line per (model, alpha); mean and 95 % CI over seeds.
 
     The dashed diagonal is "the model is exactly as equivariant as its data"; a strictly equivariant model sits at
     the floor of round-off whatever the data, a relaxed one should follow the data.
@@ -31,15 +32,19 @@ def ee_vs_data_ee(levels_csv: str | os.PathLike, data_csv: str | os.PathLike, ou
         series = sub.groupby(["model", "alpha"])
         alphas = sorted(sub["alpha"].unique())
         for (model, alpha), g in series:
-            stats = g.groupby("data_ee")["ee"].agg(["mean", "std", "count"]).reset_index().sort_values("data_ee")
+            stats = pd.DataFrame(
+                [{"data_ee": x, **mean_ci(e["ee"]).as_dict()} for x, e in g.groupby("data_ee")]
+            ).sort_values("data_ee")
             relaxed = model in relaxed_models
             # distinguish alphas of a relaxed model by line style / shade
             shade = 0.35 + 0.65 * (alphas.index(alpha) + 1) / len(alphas) if relaxed else 1.0
             mean = stats["mean"].clip(lower=floor)
+            low = (mean - stats["ci_low"].clip(lower=floor)).clip(lower=0).fillna(0)  # log axis: no bar below floor
+            high = (stats["ci_high"] - mean).clip(lower=0).fillna(0)
             ax.errorbar(
                 stats["data_ee"],
                 mean,
-                yerr=stats["std"].fillna(0),
+                yerr=[low, high],
                 label=_series_label(model, alpha, relaxed),
                 color=style.color(model),
                 alpha=shade,
@@ -61,5 +66,5 @@ def ee_vs_data_ee(levels_csv: str | os.PathLike, data_csv: str | os.PathLike, ou
         ax.set_ylim(bottom=floor)
     axes[0][-1].legend(loc="best", frameon=False)
     n_seeds = df["seed"].nunique()
-    fig.suptitle(f"Model vs data equivariance error (mean ± sd over {n_seeds} seeds)", fontsize=9)
+    fig.suptitle(f"Model vs data equivariance error (mean, 95 % CI over {n_seeds} seeds)", fontsize=9)
     style.save(fig, out, style.lineage_footer(df, "tables/levels.csv"))
