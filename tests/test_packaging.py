@@ -39,25 +39,26 @@ def test_package_data_names_existing_files() -> None:
 
 
 def test_the_built_package_holds_every_module_and_each_imports_from_it(tmp_path: Path) -> None:
-    """Build from a clean copy (what a fresh clone has), then import every module with only the build on the path.
+    """Build the wheel from a clean copy (what a fresh clone has), then import every module from it alone.
 
-    setuptools' ``build_py`` stage lays out exactly the modules and package data that go into the wheel (the wheel
-    adds only metadata); it runs offline with the environment's setuptools, unlike ``pip wheel``, which needs the
-    ``wheel`` package or network access for an isolated build.
+    ``pip wheel --no-build-isolation`` uses the environment's setuptools and ``wheel`` (both in the lock), so the
+    build needs no network; the wheel is unpacked and put first on the path of a fresh interpreter.
     """
+    import zipfile
+
     project = tmp_path / "project"
     (project / "src").mkdir(parents=True)
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, project / name)
     shutil.copytree(SRC, project / "src" / "equidyn", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    lib = tmp_path / "lib"
-    build = subprocess.run(
-        [sys.executable, "-c", "from setuptools import setup; setup()", "-q", "build_py", "--build-lib", str(lib)],
-        cwd=project,
-        capture_output=True,
-        text=True,
-    )
+    dist = tmp_path / "dist"
+    pip = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index", "-w"]
+    build = subprocess.run([*pip, str(dist), str(project)], capture_output=True, text=True)
     assert build.returncode == 0, build.stderr[-3000:]
+    (wheel,) = dist.glob("equidyn-*.whl")
+    lib = tmp_path / "lib"
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(lib)
     built = {p.relative_to(lib).as_posix() for p in lib.rglob("*") if p.is_file()}
     source = {p.relative_to(ROOT / "src").as_posix() for p in SRC.rglob("*.py") if "__pycache__" not in p.parts}
     assert source <= built, f"left out of the package: {sorted(source - built)}"
