@@ -17,7 +17,8 @@ rule convergence_study:
         study_c="|".join(CONVERGENCE_STUDIES),
     params:
         settings=lambda w: settings_json(config[w.study_c]),
-        root=R("").rstrip("/"),
+        # results/<name>, from the output (analysis/convergence/<study>.csv below it), not hard-coded
+        root=lambda w, output: os.path.dirname(os.path.dirname(os.path.dirname(output.table))),
     log:
         R("logs/convergence/{study_c}.log"),
     benchmark:
