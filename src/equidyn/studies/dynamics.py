@@ -121,10 +121,19 @@ def measure(
         "measure": measure,
         "checkpoint": checkpoint_of(Path(checkpoint).stem),
         "checkpoint_epoch": ckpt["epoch"],
-        **_jsonable(result),
+        **_prefixed_collisions(_jsonable(result), ckpt["meta"]),
     }
     write_json(out, record)
     return record
+
+
+def _prefixed_collisions(result: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+    """A measure's own settings named like a run key (its RNG ``seed``) become ``measure_<key>``.
+
+    Otherwise the measure's seed overwrote the run's seed in the record, and the dynamics table merged every seed's
+    measures into seed 0's row (found by the laptop study, the first run to measure more than one seed).
+    """
+    return {f"measure_{k}" if k in meta else k: v for k, v in result.items()}
 
 
 def _jsonable(obj: Any) -> Any:

@@ -1,0 +1,41 @@
+"""A measure's record keeps the run's keys: its own RNG seed must not overwrite the run's seed.
+
+The laptop study (5 seeds measured) found every seed's Hessian and sharpness merged into seed 0's row of
+dynamics.csv, because the measure's ``seed`` setting overwrote the checkpoint's ``seed`` in the record.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from equidyn.studies import dynamics
+
+LINEAGE = {"config_sha": "c", "git_rev": "g", "data_sha": "d"}
+
+
+def test_a_measure_setting_named_like_a_run_key_is_prefixed():
+    meta = {"study": "levels", "model": "e2cnn", "alpha": 0.0, "level": 0, "seed": 3, **LINEAGE}
+    out = dynamics._prefixed_collisions({"seed": 0, "lambda_max": 1.5}, meta)
+    assert out == {"measure_seed": 0, "lambda_max": 1.5}
+    assert {**meta, **out}["seed"] == 3
+
+
+def test_the_dynamics_table_has_one_row_per_seed(tmp_path):
+    evals, measures = [], []
+    for seed in range(3):
+        keys = {"study": "levels", "model": "rsteer", "alpha": 0.01, "level": 0, "seed": seed, **LINEAGE}
+        (tmp_path / str(seed)).mkdir()
+        e = tmp_path / str(seed) / "eval_best.json"
+        e.write_text(json.dumps({**keys, "checkpoint_epoch": 9, "params": 10, "ee": 0.1, "ee_rel": 0.01,
+                                 "scores": {"test": {"rmse": 0.1 + seed}}}))  # fmt: skip
+        h = tmp_path / str(seed) / "hessian_best.json"
+        result = dynamics._prefixed_collisions({"seed": 0, "lambda_max": 10.0 + seed, "trace": 1.0, "trace_se": 0.1,
+                                                "negative_mass": 0.0, "negative_mass_se": 0.0}, keys)  # fmt: skip
+        h.write_text(json.dumps({**keys, "measure": "hessian", "checkpoint": "best", **result}))
+        evals.append(str(e))
+        measures.append(str(h))
+    df = dynamics.table(measures, evals, tmp_path / "dynamics.csv")
+    assert len(df) == 3 and sorted(df.seed) == [0, 1, 2]
+    assert pd.Series(df.set_index("seed").hessian_lambda_max).to_dict() == {0: 10.0, 1: 11.0, 2: 12.0}
