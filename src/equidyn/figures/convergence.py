@@ -1,6 +1,7 @@
 """Learning curves of one study: the validation loss of every run against epoch, one panel per model (and alpha).
 
-Every seed is drawn (not a mean band): a curve that has not flattened must be visible as itself. Runs whose
+Every seed is drawn (not a mean band): a curve that has not flattened must be visible as itself. The y axis is
+logarithmic, so a 5 % change has the same height at every loss level. Runs whose
 best validation loss still improved by ≥ 5 % over the last 20 % of epochs (``flattened`` false in
 ``tables/convergence.csv``) are drawn dashed in red, and each panel's title counts the flat runs.
 """
@@ -57,7 +58,11 @@ def learning_curves(study: str, curves: pd.DataFrame, table: pd.DataFrame, out: 
         )
         ax.set_title(f"{label}\n{n_flat}/{n_runs} flat", fontsize=7)
         ax.set_xlabel("epoch")
-        ax.set_ylabel(f"validation {metric}")  # linear: the question is whether the tail is flat
+        ax.set_ylabel(f"validation {metric} (log)")
+        # log: the flatness criterion is a *relative* change (5 %), which is the same height anywhere on a log axis;
+        # on a linear one the first epochs (up to 100x the final loss in the laptop run) hide every tail
+        if (g["val"] > 0).all():
+            ax.set_yscale("log")
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     lines = " × ".join(line_keys) + (" (darker: higher level)" if "level" in line_keys else "")
