@@ -56,7 +56,7 @@ class Workflow:
         A smaller study (the laptop study) can leave one out without deleting its section, which the merged
         configuration of a profile always carries.
         """
-        return list(self.config.get("studies", [s for s in STUDY_NAMES if s in self.config]))
+        return list(self.config.get("studies", [s for s in STUDIES if s in self.config]))
 
     def run_dir_pattern(self, study: str) -> str:
         """``runs/levels/{model}/alpha{alpha}/level{level}/seed{seed}`` (below ``results/<name>/``)."""
@@ -201,10 +201,6 @@ class Workflow:
             d = description(study)
             chosen += [self.R(d.run_file(run, measure_file("hessian", c))) for run in runs for c in CHECKPOINTS]
         return chosen
-
-
-#: the studies a config can run, in the order ``all`` lists them
-STUDY_NAMES = ("levels", "rotation", "superres", "tutorial")
 
 
 def _matches(value: Any, allowed: list[Any]) -> bool:

@@ -153,14 +153,6 @@ def skip_prediction(kind: str, x: torch.Tensor, out_channels: int, out_grid: tup
     raise ValueError(f"unknown residual {kind!r}; expected one of {sorted(SKIPS)}")
 
 
-def _input_scale(x: torch.Tensor) -> torch.Tensor:
-    """Per-sample rms over channels and grid, shaped to broadcast; floored so an all-zero input stays finite.
-
-    Not detached: the Lie derivative differentiates the model with respect to its input, scale included.
-    """
-    return x.pow(2).mean(dim=tuple(range(1, x.ndim)), keepdim=True).sqrt().clamp_min(1e-6)
-
-
 def last_frame(x: torch.Tensor, out_channels: int, out_grid: tuple[int, ...] | None = None) -> torch.Tensor:
     """The last ``out_channels`` input channels (the newest frame), linearly interpolated to ``out_grid``.
 
@@ -177,7 +169,11 @@ def last_frame(x: torch.Tensor, out_channels: int, out_grid: tuple[int, ...] | N
 
 
 def _input_scale(x: torch.Tensor) -> torch.Tensor:
-    """Per-sample rms over channels and grid, shaped to broadcast; floored so a zero field stays finite."""
+    """Per-sample rms over channels and grid, shaped to broadcast; floored so a zero field stays finite.
+
+    Detached (what the laptop study ran with): a derivative with respect to the input, as the Lie derivative takes,
+    treats the scale as a constant, which is exact wherever the rms is invariant under the transformation.
+    """
     return x.detach().pow(2).mean(dim=tuple(range(1, x.ndim)), keepdim=True).sqrt().clamp_min(1e-6)
 
 
