@@ -39,3 +39,22 @@ def test_the_dynamics_table_has_one_row_per_seed(tmp_path):
     df = dynamics.table(measures, evals, tmp_path / "dynamics.csv")
     assert len(df) == 3 and sorted(df.seed) == [0, 1, 2]
     assert pd.Series(df.set_index("seed").hessian_lambda_max).to_dict() == {0: 10.0, 1: 11.0, 2: 12.0}
+
+
+def test_the_dynamics_table_carries_the_measures_own_commit(tmp_path):
+    """A measure rerun at a later commit than its training says so in the table (its own lineage column)."""
+    keys = {"study": "levels", "model": "rsteer", "alpha": 0.01, "level": 0, "seed": 0, **LINEAGE}
+    e = tmp_path / "eval_best.json"
+    e.write_text(json.dumps({**keys, "checkpoint_epoch": 9, "params": 10, "ee": 0.1, "ee_rel": 0.01,
+                             "scores": {"test": {"rmse": 0.1}}}))  # fmt: skip
+    files = []
+    hessian = {"lambda_max": 1.0, "trace": 1.0, "trace_se": 0.1, "negative_mass": 0.0, "negative_mass_se": 0.0}
+    for measure, rev, result in (("hessian", "m1", hessian), ("lie", "m2", {"lie_derivative": 0.5})):
+        f = tmp_path / f"{measure}_best.json"
+        f.write_text(json.dumps({**keys, "measure": measure, "checkpoint": "best", **result,
+                                 "measure_git_rev": rev, "measure_config_sha": "dyn"}))  # fmt: skip
+        files.append(str(f))
+    df = dynamics.table(files, [str(e)], tmp_path / "dynamics.csv")
+    row = df.iloc[0]
+    assert row.git_rev == "g"  # the training's commit, from the evaluation
+    assert row.measure_git_rev == "m1;m2" and row.measure_config_sha == "dyn"

@@ -137,6 +137,7 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     for column in ("sharpness_blog", "sharpness_blog_rel", "sharpness_curvature", "sharpness_curvature_se",
                    "hessian_lambda_max", "hessian_trace", "hessian_trace_se", "hessian_negative_mass"):  # fmt: skip
         assert measured[column].notna().all(), column
+    assert (measured.measure_git_rev == git_rev(ROOT)).all()  # the measures' own commit, not only the training's
     assert set(measured.checkpoint) == {"epoch3", "best"}
     assert set(measured.study) == {"levels", "superres"}
 

@@ -61,7 +61,8 @@ def _fmt(x: Any, digits: int = 3) -> str:
 def _lineage(df) -> str:
     """``commit X, config Y`` from a table's lineage columns (every distinct value, so a mixed run shows)."""
     parts = []
-    for col, name in (("git_rev", "commit"), ("config_sha", "config")):
+    columns = (("git_rev", "commit"), ("config_sha", "config"), ("measure_git_rev", "measures at commit"))
+    for col, name in columns:
         if col in df:
             values = sorted({str(v) for v in df[col].dropna() for v in str(v).split(";") if v})
             parts.append(f"{name} {', '.join(values) if values else 'unknown'}")

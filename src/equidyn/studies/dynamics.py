@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import write_csv, write_json
-from ..lineage import LINEAGE_COLUMNS
+from ..lineage import LINEAGE_COLUMNS, config_sha, git_rev
 from ..runs import checkpoint_of
 from . import catalog, common
 
@@ -37,6 +37,10 @@ COLUMNS = (
     "hessian_negative_mass",
     "hessian_negative_mass_se",
 )
+# A measure is rerun without retraining when its settings or its code change, so its record carries its own
+# lineage next to the run's (``git_rev`` and ``config_sha`` are the training's): the commit the measure ran at and
+# the hash of the ``dynamics`` section it used. In the table, a row's value joins those of its measures.
+MEASURE_LINEAGE = ("measure_git_rev", "measure_config_sha")
 
 
 def study_module(study: str):
@@ -122,6 +126,8 @@ def measure(
         "checkpoint": checkpoint_of(Path(checkpoint).stem),
         "checkpoint_epoch": ckpt["epoch"],
         **_prefixed_collisions(_jsonable(result), ckpt["meta"]),
+        "measure_git_rev": git_rev(),
+        "measure_config_sha": config_sha(dyn),
     }
     write_json(out, record)
     return record
@@ -206,13 +212,16 @@ def table(measure_files: list[str], eval_files: list[str], out: str | os.PathLik
             )
         for k in LINEAGE_COLUMNS:
             target.setdefault(k, r[k])
+        for k in MEASURE_LINEAGE:
+            seen = set(filter(None, str(target.get(k) or "").split(";"))) | {str(r.get(k) or "unknown")}
+            target[k] = ";".join(sorted(seen))
     df = pd.DataFrame(list(rows.values()))
-    for col in COLUMNS:
+    for col in (*COLUMNS, *MEASURE_LINEAGE):
         if col not in df:
             df[col] = float("nan")
     first = ["study", "model", "alpha", "level", "seed", "checkpoint", "epoch", "params"]
     metrics = [c for c in ("test_rmse", "test_mae") if c in df]
-    df = df[[*first, *metrics, "ee", "ee_rel", *COLUMNS, *LINEAGE_COLUMNS]]
+    df = df[[*first, *metrics, "ee", "ee_rel", *COLUMNS, *LINEAGE_COLUMNS, *MEASURE_LINEAGE]]
     df = df.sort_values(["study", "model", "alpha", "level", "seed", "checkpoint"], na_position="first")
     write_csv(df, out)
     return df
