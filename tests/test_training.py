@@ -173,6 +173,28 @@ def test_a_killed_training_job_resumes_to_identical_numbers(level_store, tmp_pat
     assert ea["scores"] == eb["scores"] and ea["ee"] == eb["ee"]
 
 
+def test_raising_epochs_continues_a_finished_run_to_the_numbers_of_a_longer_one(level_store, tmp_path) -> None:
+    """Issue 11: curves that had not flattened are trained on, not retrained, and end as if run straight."""
+
+    def run(run_dir, epochs):
+        settings = levels.run_settings(SETTINGS, {"model": "convnet"})
+        settings = {**settings, "training": {**settings["training"], "epochs": epochs, "patience": 99}}
+        return levels.train_run(settings, level_store, run_dir, model="convnet", alpha=0.0, level=1, seed=2)
+
+    assert run(tmp_path / "extended", 4)["epochs_run"] == 4
+    assert run(tmp_path / "extended", 6)["epochs_run"] == 6
+    run(tmp_path / "straight", 6)
+    a = pd.read_csv(tmp_path / "extended" / "history.csv").drop(columns="seconds")
+    b = pd.read_csv(tmp_path / "straight" / "history.csv").drop(columns="seconds")
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    ea = json.loads((tmp_path / "extended" / "eval_best.json").read_text())
+    eb = json.loads((tmp_path / "straight" / "eval_best.json").read_text())
+    assert ea["scores"] == eb["scores"] and ea["checkpoint_epoch"] == eb["checkpoint_epoch"]
+    assert ea["config_sha"] == eb["config_sha"]  # the extended run's lineage is the longer run's
+    with pytest.raises(RuntimeError, match="more than the configured 5"):
+        run(tmp_path / "extended", 5)
+
+
 def test_resume_refuses_state_from_another_configuration(level_store, tmp_path) -> None:
     _run(level_store, tmp_path / "r", seed=0)
     with pytest.raises(RuntimeError, match="different configuration"):

@@ -10,6 +10,10 @@ Guarantees (each tested):
   as an uninterrupted run. The declared outputs (``best.pt``, ``epoch3.pt``, ``history.csv``, ``train.json``) are
   written only at the end, so Snakemake never sees a partial result, and deleting incomplete outputs never loses
   the saved state.
+* **Extendable.** ``epochs`` is not part of a run's identity: raising it continues a finished run from its saved
+  state and ends with the numbers of an uninterrupted run of the new length (the lr schedule, the shuffling and
+  early stopping depend on the epoch index only), so a user whose curves have not flattened pays only for the new
+  epochs. Lowering it below the epochs already run is refused: the state cannot be un-trained.
 * **Truly best.** ``best.pt`` is a copy of the weights at the epoch with the lowest validation RMSE, taken when
   that epoch ends — not a reference to the live model (the published code's "best" model was the last one).
 * **Linear alpha.** The loss is ``data_loss + alpha * model.regularizer(x)``, on every device.
@@ -22,7 +26,6 @@ import dataclasses
 import logging
 import math
 import os
-import shutil
 import signal
 import statistics
 import time
@@ -105,12 +108,19 @@ _LATER_DEFAULTS = {"amp": False, "max_batches": 0}
 
 
 def _identity_settings(settings: TrainSettings) -> dict[str, Any]:
-    # the device is not part of a run's identity: a run started on a GPU may resume on a CPU and vice versa
+    # the device is not part of a run's identity: a run started on a GPU may resume on a CPU and vice versa;
+    # nor is the number of epochs: a longer run continues a shorter one exactly ("Extendable" above)
     return {
         k: v
         for k, v in dataclasses.asdict(settings).items()
-        if k != "device" and not (k in _LATER_DEFAULTS and v == _LATER_DEFAULTS[k])
+        if k not in ("device", "epochs") and not (k in _LATER_DEFAULTS and v == _LATER_DEFAULTS[k])
     }
+
+
+def _without_epochs(identity: dict[str, Any]) -> dict[str, Any]:
+    """A saved identity as today's: states written before "Extendable" held ``epochs`` in their settings."""
+    settings = {k: v for k, v in identity["settings"].items() if k != "epochs"}
+    return {**identity, "settings": settings}
 
 
 def _prepare_device(device: torch.device, amp: bool) -> None:
@@ -176,7 +186,7 @@ def train(
     last = state_dir / "last.pt"
     if last.exists():
         state = checkpoint.load(last)
-        if state["identity"] != identity:
+        if _without_epochs(state["identity"]) != identity:
             raise RuntimeError(
                 f"{last} was written by a different configuration (model, training settings, seed or alpha); "
                 "delete the run directory to retrain"
@@ -191,6 +201,11 @@ def train(
             state["epoch"],
             state["stale"],
         )
+        if epoch > settings.epochs:
+            raise RuntimeError(
+                f"{last} has trained {epoch} epochs, more than the configured {settings.epochs}; "
+                "delete the run directory to retrain with fewer"
+            )
         log.info("resuming %s after epoch %d", run_dir, epoch)
 
     payload_base = {"spec": spec.to_dict(), "seed": seed, "alpha": alpha, "meta": meta or {}}
@@ -277,8 +292,9 @@ def train(
     if epoch < MIN_EPOCHS:
         raise RuntimeError(f"training stopped after {epoch} epochs, before the checkpoints {EPOCH_CHECKPOINTS}")
     for name in map(checkpoint_file, CHECKPOINTS):
-        with atomic_path(run_dir / name) as tmp:
-            shutil.copyfile(state_dir / name, tmp)
+        # stamped with this job's lineage: a checkpoint saved before the run was extended (or resumed at another
+        # commit) carries the run that produced the outputs, not the one that happened to save it
+        checkpoint.save(run_dir / name, {**checkpoint.load(state_dir / name), **payload_base})
     with atomic_path(run_dir / HISTORY_FILE) as tmp:
         pd.DataFrame(history).to_csv(tmp, index=False)
     summary = {
