@@ -21,6 +21,14 @@ status=$?
 # the JHTDB path (paper crop and times) against the loopback service of tests/test_jhtdb.py
 nice -n 10 "$PY" "$ROOT/scripts/paper_check_jhtdb.py" "$WORKDIR/results/paper_check" || status=$?
 wall=$(( $(date +%s) - start ))
-PYTHONPATH="$ROOT/src" "$PY" -m equidyn.paper_check "$WORKDIR/results/paper_check" --wall "$wall" \
+# the studies the check trains at a smaller batch than the paper (superres: batch 1 of 4), for the extrapolation
+scales=$(PYTHONPATH="$ROOT/src" "$PY" -c "
+from equidyn.config import load_config
+from equidyn.paper_check import batch_scales
+paper = load_config(['$ROOT/config/config.yaml'])
+check = load_config(['$ROOT/config/config.yaml', '$ROOT/config/paper_check.yaml'])
+print(' '.join(f'--batch-scale {k}={v:g}' for k, v in batch_scales(paper, check).items()))")
+# shellcheck disable=SC2086
+PYTHONPATH="$ROOT/src" "$PY" -m equidyn.paper_check "$WORKDIR/results/paper_check" --wall "$wall" $scales \
     --out "$WORKDIR/results/paper_check/paper_check.md" || true
 exit $status

@@ -319,3 +319,17 @@ def test_bad_arguments_are_named():
         hessian_spectrum(model, batches, crit, top_k=1, n_hutchinson=1, n_slq=1, slq_steps=4, seed=0)
     with pytest.raises(TypeError, match="seed"):
         hessian_spectrum(model, batches, crit, top_k=1, n_hutchinson=4, n_slq=1, slq_steps=4, seed=1.5)
+
+
+@pytest.mark.parametrize("conv", [False, True])
+def test_smaller_vector_chunks_and_batches_give_the_same_spectrum(conv):
+    """The memory knobs (``vector_chunk``, samples per batch) do not change the measured values."""
+    model, batches = tiny_net(conv=conv)
+    singles = [(x[i : i + 1], y[i : i + 1]) for x, y in batches for i in range(len(x))]
+    kw = dict(top_k=2, n_hutchinson=6, n_slq=3, slq_steps=8, seed=3)
+    crit = nn.functional.mse_loss
+    wide = hessian_spectrum(model, batches, crit, chunk=16, **kw)
+    narrow = hessian_spectrum(model, singles, crit, chunk=1, **kw)
+    for key in ("lambda_max", "trace", "trace_se", "negative_mass"):
+        assert narrow[key] == pytest.approx(wide[key], rel=1e-9, abs=1e-12), key
+    assert narrow["n_hvp"] == wide["n_hvp"]

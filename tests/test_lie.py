@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
+from torch import nn
 
 from equidyn.measures.lie import generator_action, lie_derivative, rotation_generators
 from equidyn.symmetry import C4, FieldLayout
@@ -321,3 +322,21 @@ def test_zero_output_is_a_clear_error():
     x = torch.randn(2, 2, 8, 8, dtype=DT)
     with pytest.raises(ValueError, match=r"samples \[1\]"):
         lie_derivative(lambda v: v * torch.tensor([1.0, 0.0], dtype=DT).view(2, 1, 1, 1), x, VEC, VEC, 2)
+
+
+def test_batching_the_samples_changes_memory_not_values():
+    """``batch_size`` (the paper's 3-D measures need 1) gives the per-sample values of one pass over all samples."""
+    torch.manual_seed(0)
+    f = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.Tanh(), nn.Conv2d(4, 2, 3, padding=1)).double()
+    x = torch.randn(5, 2, 12, 12, dtype=DT)
+    whole = lie_derivative(f, x, VEC, VEC, 2, return_fields=True)
+    parts = lie_derivative(f, x, VEC, VEC, 2, return_fields=True, batch_size=2)
+    assert parts["per_sample"] == pytest.approx(whole["per_sample"], rel=1e-12)
+    assert parts["n_samples"] == 5 and parts["fields"]["z"].shape == whole["fields"]["z"].shape
+
+
+def test_a_zero_output_is_named_by_its_sample_index_across_batches():
+    x = torch.randn(4, 2, 8, 8, dtype=DT)
+    x[3] = 0.0
+    with pytest.raises(ValueError, match=r"samples \[3\]"):
+        lie_derivative(lambda v: v * 1.0, x, VEC, VEC, 2, batch_size=2)

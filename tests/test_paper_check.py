@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from equidyn.config import load_config, validate_config
-from equidyn.paper_check import collect, markdown, rule_class, suggested_requests
+from equidyn.paper_check import batch_scales, collect, estimate, markdown, rule_class, suggested_requests
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,8 +39,10 @@ def test_the_check_keeps_every_paper_shape(configs) -> None:
         ], study
         for a, b in zip(paper[study]["models"], check[study]["models"], strict=True):
             assert {k: v for k, v in a.items() if k != "alphas"} == {k: v for k, v in b.items() if k != "alphas"}
-        assert check[study]["training"]["batch_size"] == paper[study]["training"]["batch_size"], study
+        if study != "superres":  # superres trains at batch 1 here; the report extrapolates (test below)
+            assert check[study]["training"]["batch_size"] == paper[study]["training"]["batch_size"], study
         assert check[study]["training"]["max_batches"] > 0, study
+    assert batch_scales(paper, check) == {"superres": 4.0}
     for study in ("levels", "rotation"):
         assert check[study]["physics"]["grid"] == paper[study]["physics"]["grid"] == 64
         assert check[study]["input_frames"] == paper[study]["input_frames"]
@@ -50,8 +52,15 @@ def test_the_check_keeps_every_paper_shape(configs) -> None:
     assert check["superres"]["data"]["offline"]["n"] == paper["superres"]["data"]["offline"]["n"] == 64
     assert check["superres"]["data"]["factor"] == paper["superres"]["data"]["factor"]
     assert check["tutorial"]["turbulence"]["n"] == paper["tutorial"]["turbulence"]["n"]
-    assert check["dynamics"]["subset"] == paper["dynamics"]["subset"]
+    assert check["dynamics"]["subset"]["seed"] == paper["dynamics"]["subset"]["seed"]
     assert check["dynamics"]["lie"] == paper["dynamics"]["lie"]
+    # what fixes a measure job's memory: the per-study knobs, and one full chunk of samples and of vectors
+    knobs = {e["study"]: {k: e[k] for k in ("subset", "hessian", "lie")} for e in paper["dynamics"]["runs"]}
+    for entry in check["dynamics"]["runs"]:
+        assert {k: entry[k] for k in ("subset", "hessian", "lie")} == knobs[entry["study"]], entry["study"]
+    hessian = check["dynamics"]["hessian"]
+    assert check["dynamics"]["subset"]["samples"] >= knobs["levels"]["subset"]["batch_size"]
+    assert min(hessian["hutchinson"], hessian["slq_runs"]) >= knobs["levels"]["hessian"]["vector_chunk"]
     # every penalised model still trains with a penalty, so its regulariser runs at paper size
     for entry in check["levels"]["models"] + check["rotation"]["models"] + check["superres"]["models"]:
         if any(a > 0 for a in next(m for m in paper_models(paper) if m["name"] == entry["name"])["alphas"]):
@@ -88,6 +97,26 @@ def test_the_report_sizes_each_class_from_its_largest_peak(tmp_path) -> None:
     assert requests["data"]["mem_mb"] == 2000 and requests["report"]["mem_mb"] == 1000
     text = markdown(rows, 1.5, wall=600)
     assert "10.0 min" in text and "| train | 9400 |" in text
+
+
+def test_what_the_check_cannot_run_is_estimated_and_marked(tmp_path) -> None:
+    """Training at the paper batch (linear in the batch) and the measures of unmeasured models (the study's
+    measure/training ratio) are extrapolated, say so, and size the requests."""
+    bench = tmp_path / "benchmarks"
+    _tsv(bench / "runs/superres/cnn3d/alpha0/seed0/train.tsv", 10.0, "1000")
+    _tsv(bench / "runs/superres/cnn3d/alpha0/seed0/hessian_best.tsv", 10.0, "2500")
+    _tsv(bench / "runs/superres/gcnn3d/alpha0/seed0/train.tsv", 10.0, "14000")
+    _tsv(bench / "runs/levels/e2cnn/alpha0/level9/seed0/train.tsv", 10.0, "3000")
+    rows = estimate(collect(tmp_path), {"superres": 4.0})
+    by_job = {r["job"]: r for r in rows}
+    assert by_job["runs/superres/gcnn3d/alpha0/seed0/train"]["estimate_mb"] == 56000.0
+    assert by_job["runs/levels/e2cnn/alpha0/level9/seed0/train"]["estimate_mb"] == 3000.0  # not scaled
+    guess = by_job["runs/superres/gcnn3d/alpha0/seed0/hessian (not run)"]
+    assert guess["estimate_mb"] == 35000.0 and "not run" in guess["job"] and "2.50" in guess["how"]
+    assert "runs/levels/e2cnn/alpha0/level9/seed0/hessian (not run)" not in by_job  # no levels ratio measured
+    requests = suggested_requests(rows, margin=1.5)
+    assert requests["train"]["mem_mb"] == 84000 and requests["analysis"]["mem_mb"] == 53000
+    assert "× 4 (paper batch)" in markdown(collect(tmp_path), 1.5, None, {"superres": 4.0})
 
 
 def test_rule_classes_follow_the_benchmark_paths() -> None:

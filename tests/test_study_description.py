@@ -90,6 +90,32 @@ def test_dynamics_runs_can_be_restricted_to_the_models_a_claim_compares() -> Non
     assert chosen == [(s, r) for s, r in everything if r["model"] != "convnet"]
 
 
+def test_a_runs_entry_sets_the_memory_knobs_of_its_runs_only() -> None:
+    """``subset.batch_size`` / ``hessian.vector_chunk`` in a ``dynamics.runs`` entry reach its runs' measure jobs
+    (the paper's 3-D Hessians need them), are not filters, and leave every other run at the section's values."""
+    import json
+
+    from equidyn.config import load_config, validate_config
+
+    small = {"subset": {"batch_size": 1}, "hessian": {"vector_chunk": 2}}
+    config = load_config([ROOT / "config" / "config.yaml", ROOT / "config" / "demo.yaml"])
+    config["dynamics"]["runs"] = [{"study": "superres", **small}, {"study": "levels", "level": [0]}]
+    validate_config(config)
+    w = Workflow(config)
+    studies = {s for s, _ in w.dynamics_runs()}
+    assert studies == {"superres", "levels"}
+    superres = next(r for s, r in w.dynamics_runs() if s == "superres")
+    level = next(r for s, r in w.dynamics_runs() if s == "levels")
+    measured = json.loads(w.measure_settings("superres", superres, "hessian"))["dynamics"]
+    assert measured["subset"]["batch_size"] == 1 and measured["hessian"]["vector_chunk"] == 2
+    assert measured["hessian"]["top_k"] == DEMO["dynamics"]["hessian"]["top_k"]  # merged, not replaced
+    plain = json.loads(w.measure_settings("levels", level, "hessian"))["dynamics"]
+    assert "batch_size" not in plain["subset"] and "vector_chunk" not in plain["hessian"]
+    config["dynamics"]["runs"][0]["subset"] = {"samples": 3}  # a knob that changes values is not allowed there
+    with pytest.raises(Exception, match="samples"):
+        validate_config(config)
+
+
 def test_snakefile_path_imports_neither_torch_nor_numpy() -> None:
     """The Snakefile validates the config and builds the DAG with equidyn.config and equidyn.workflow only."""
     code = (

@@ -199,3 +199,23 @@ def test_resume_refuses_state_from_another_configuration(level_store, tmp_path) 
     _run(level_store, tmp_path / "r", seed=0)
     with pytest.raises(RuntimeError, match="different configuration"):
         _run(level_store, tmp_path / "r", seed=1)
+
+
+def test_spread_elements_picks_evenly_spread_non_identity_elements() -> None:
+    from equidyn.studies.common import spread_elements
+
+    assert spread_elements(48, 1) == [1]
+    assert spread_elements(48, 4) == [1, 12, 24, 36]
+    assert spread_elements(4, 0) == spread_elements(4, 9) == [1, 2, 3]
+
+
+def test_evaluation_can_average_the_ee_over_fewer_elements(level_store, tmp_path) -> None:
+    """``evaluation.ee_elements`` (the paper-scale check's cap) is honoured and recorded; unset means all."""
+    capped = {**SETTINGS, "evaluation": {"ee_samples": 4, "ee_elements": 1}}
+    settings = levels.run_settings(capped, {"model": "convnet"})
+    levels.train_run(settings, level_store, tmp_path / "one", model="convnet", alpha=0.0, level=1, seed=0)
+    _run(level_store, tmp_path / "all", seed=0)
+    one = json.loads((tmp_path / "one" / "eval_best.json").read_text())
+    every = json.loads((tmp_path / "all" / "eval_best.json").read_text())
+    assert one["ee_elements"] == [1] and every["ee_elements"] == [1, 2, 3]
+    assert one["ee"] != every["ee"]  # a ConvNet is not equivariant: the elements matter

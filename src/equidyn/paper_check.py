@@ -9,6 +9,12 @@ the rule class its resources come from (``data``, ``train``, ``analysis``, ``rep
 up to a whole GB — the check runs the paper's shapes, so memory carries over to the cluster; its *times* do not
 (epochs, batches and loops are truncated, and a cluster job runs on a GPU), so runtimes are reported, not derived.
 
+Two things the check cannot run on a 24 GB CPU machine are *estimated*, and marked so: the super-resolution
+training at the paper batch (the check trains at batch 1; ``--batch-scale superres=4`` scales its peak linearly,
+activations being linear in the batch), and the measure jobs of models it trains but does not measure (the 64³
+O_h GCNN/RGCNN Hessians): their peak is the model's training peak times the largest measured measure/training
+ratio of the same study.
+
 Stdlib only: it runs after the workflow, in any Python.
 """
 
@@ -58,11 +64,68 @@ def collect(results_dir: str | Path) -> list[dict[str, object]]:
     return rows
 
 
+def batch_scales(paper: dict, check: dict) -> dict[str, float]:
+    """Paper batch / check batch of every study whose check trains at a smaller batch (merged configs)."""
+    out = {}
+    for study, section in check.items():
+        if isinstance(section, dict) and "training" in section and isinstance(paper.get(study), dict):
+            ratio = paper[study]["training"]["batch_size"] / section["training"]["batch_size"]
+            if ratio != 1:
+                out[study] = ratio
+    return out
+
+
+def _study_model(job: str) -> tuple[str, str] | None:
+    parts = job.split("/")
+    return (parts[1], parts[2]) if parts[0] == "runs" and len(parts) > 3 else None
+
+
+def estimate(rows: list[dict[str, object]], batch_scale: dict[str, float]) -> list[dict[str, object]]:
+    """The rows with ``estimate_mb`` (the paper's peak; = measured where nothing is extrapolated) and ``how``.
+
+    Training rows of a study in ``batch_scale`` are scaled by its factor (paper batch / check batch); for every
+    trained model without measure rows, one estimated row per measure from the study's largest measured ratio of
+    measure peak to training peak.
+    """
+    out = []
+    for row in rows:
+        row = dict(row)
+        key = _study_model(str(row["job"]))
+        factor = batch_scale.get(key[0], 1.0) if key and row["class"] == "train" else 1.0
+        row["estimate_mb"] = float(row["max_rss_mb"]) * factor  # type: ignore[arg-type]
+        row["how"] = f"measured × {factor:g} (paper batch)" if factor != 1.0 else "measured"
+        out.append(row)
+    train = {_study_model(str(r["job"])): r for r in rows if r["class"] == "train" and _study_model(str(r["job"]))}
+    ratios: dict[tuple[str, str], float] = {}
+    measured: set[tuple[str, str]] = set()
+    for r in rows:
+        key = _study_model(str(r["job"]))
+        measure = Path(str(r["job"])).name.split("_")[0]
+        if key is None or measure not in MEASURES or key not in train:
+            continue
+        measured.add(key)
+        ratio = float(r["max_rss_mb"]) / float(train[key]["max_rss_mb"])  # type: ignore[arg-type]
+        ratios[(key[0], measure)] = max(ratios.get((key[0], measure), 0.0), ratio)
+    for key, t in sorted(train.items(), key=lambda kv: str(kv[0])):
+        if key in measured:
+            continue
+        for measure in MEASURES:
+            ratio = ratios.get((key[0], measure))
+            if ratio is None:
+                continue
+            run = str(Path(str(t["job"])).parent)
+            out.append({"job": f"{run}/{measure} (not run)", "class": "analysis", "seconds": math.nan,
+                        "max_rss_mb": math.nan, "estimate_mb": float(t["max_rss_mb"]) * ratio,  # type: ignore[arg-type]
+                        "how": f"training peak × {ratio:.2f} ({key[0]} {measure}/train)"})  # fmt: skip
+    return out
+
+
 def suggested_requests(rows: list[dict[str, object]], margin: float = 1.5) -> dict[str, dict[str, float]]:
-    """Per class: the largest measured peak, its job, and ``mem_mb`` = peak × margin rounded up to 1000 MB."""
+    """Per class: the largest peak (estimated where a row has ``estimate_mb``), its job, and ``mem_mb`` = peak ×
+    margin rounded up to 1000 MB."""
     out: dict[str, dict[str, float]] = {}
     for row in rows:
-        rss = float(row["max_rss_mb"])  # type: ignore[arg-type]
+        rss = float(row.get("estimate_mb", row["max_rss_mb"]))  # type: ignore[arg-type]
         if math.isnan(rss):
             continue
         best = out.get(str(row["class"]))
@@ -73,13 +136,20 @@ def suggested_requests(rows: list[dict[str, object]], margin: float = 1.5) -> di
     return out
 
 
-def markdown(rows: list[dict[str, object]], margin: float, wall: float | None) -> str:
+def markdown(
+    rows: list[dict[str, object]], margin: float, wall: float | None, batch_scale: dict[str, float] | None = None
+) -> str:
+    ran = len(rows)
+    rows = estimate(rows, batch_scale or {})
     lines = []
     if wall is not None:
-        lines += [f"wall time of the check: {wall / 60:.1f} min; {len(rows)} jobs", ""]
-    lines += ["| job | class | time (s) | peak RSS (MB) |", "|---|---|---:|---:|"]
-    for row in sorted(rows, key=lambda r: (str(r["class"]), -float(r["max_rss_mb"]))):  # type: ignore[arg-type]
-        lines.append(f"| {row['job']} | {row['class']} | {row['seconds']:.1f} | {row['max_rss_mb']:.0f} |")
+        lines += [f"wall time of the check: {wall / 60:.1f} min; {ran} jobs", ""]
+    lines += ["| job | class | time (s) | peak RSS (MB) | at paper scale (MB) | how |", "|---|---|---:|---:|---:|---|"]
+    for row in sorted(rows, key=lambda r: (str(r["class"]), -float(r["estimate_mb"]))):  # type: ignore[arg-type]
+        lines.append(
+            f"| {row['job']} | {row['class']} | {row['seconds']:.1f} | {row['max_rss_mb']:.0f} "
+            f"| {row['estimate_mb']:.0f} | {row['how']} |"
+        )
     lines += ["", f"| class | largest peak (MB) | its job | suggested mem_mb (× {margin}) |", "|---|---:|---|---:|"]
     for kind, values in sorted(suggested_requests(rows, margin).items()):
         lines.append(f"| {kind} | {values['peak_mb']:.0f} | {values['job']} | {values['mem_mb']:.0f} |")
@@ -92,12 +162,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--wall", type=float, default=None, help="the check's wall time in seconds, for the header")
     p.add_argument("--margin", type=float, default=1.5)
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument(
+        "--batch-scale", action="append", default=[], metavar="STUDY=FACTOR",
+        help="scale a study's training peaks by paper batch / check batch (repeatable)",
+    )  # fmt: skip
     args = p.parse_args(argv)
+    scales = {k: float(v) for k, v in (item.split("=", 1) for item in args.batch_scale)}
     rows = collect(args.results_dir)
     if not rows:
         print(f"no benchmark files below {args.results_dir / 'benchmarks'}", file=sys.stderr)
         return 1
-    text = markdown(rows, args.margin, args.wall)
+    text = markdown(rows, args.margin, args.wall, scales)
     print(text)
     if args.out:
         args.out.write_text(text + "\n")

@@ -19,6 +19,9 @@ from .studies.description import StudyDescription
 
 #: tables made from several studies' runs, so declared by none of them
 OTHER_TABLES = ("dynamics", "claims")
+# What a ``dynamics.runs`` entry may set for its runs besides the filters: the measures' memory knobs only
+# (``subset.batch_size``, ``hessian.vector_chunk``, ``lie.batch_size``), which do not change a measured value.
+MEASURE_OVERRIDES = ("subset", "hessian", "lie")
 MEASURE_SECTIONS = {"lie": ("lie",), "sharpness": ("subset", "sharpness"), "hessian": ("subset", "hessian")}
 
 
@@ -143,12 +146,15 @@ class Workflow:
         (a measure that no claim reads need not be paid for: the level-0 claims compare RSteer with E2CNN only); a
         study without an entry is not measured.
         """
-        selected = []
+        return [(selection["study"], run) for selection in self.config["dynamics"]["runs"]
+                for run in self.runs(selection["study"]) if _selects(selection, run)]  # fmt: skip
+
+    def measure_overrides(self, study: str, run: dict[str, Any]) -> dict[str, Any]:
+        """The memory knobs (``subset``/``hessian`` mappings) of the first ``dynamics.runs`` entry selecting ``run``."""
         for selection in self.config["dynamics"]["runs"]:
-            study = selection["study"]
-            filters = {k: v for k, v in selection.items() if k != "study"}
-            selected += [(study, r) for r in self.runs(study) if all(_matches(r[k], v) for k, v in filters.items())]
-        return selected
+            if selection["study"] == study and _selects(selection, run):
+                return {k: v for k, v in selection.items() if k in MEASURE_OVERRIDES}
+        return {}
 
     def dynamics_files(self, measures: tuple[str, ...]) -> list[str]:
         return [
@@ -178,10 +184,12 @@ class Workflow:
         return self.R(path)
 
     def measure_settings(self, study: str, wildcards: Any, measure: str) -> str:
-        dyn = self.config["dynamics"]
+        keys = _keys(wildcards)
+        overrides = self.measure_overrides(study, keys)
+        dyn = {k: {**v, **overrides.get(k, {})} for k, v in self.config["dynamics"].items() if k != "runs"}
         return settings_json(
             {
-                "run": STUDIES[study].run_settings(self.config[study], _keys(wildcards)),
+                "run": STUDIES[study].run_settings(self.config[study], keys),
                 "dynamics": {k: dyn[k] for k in MEASURE_SECTIONS[measure]},
             }
         )
@@ -201,6 +209,12 @@ class Workflow:
             d = description(study)
             chosen += [self.R(d.run_file(run, measure_file("hessian", c))) for run in runs for c in CHECKPOINTS]
         return chosen
+
+
+def _selects(selection: dict[str, Any], run: dict[str, Any]) -> bool:
+    """Whether a ``dynamics.runs`` entry's filters (``level``/``seed``/``model`` lists) admit ``run``."""
+    filters = {k: v for k, v in selection.items() if k != "study" and k not in MEASURE_OVERRIDES}
+    return all(_matches(run[k], v) for k, v in filters.items())
 
 
 def _matches(value: Any, allowed: list[Any]) -> bool:

@@ -92,7 +92,10 @@ class HessianOperator:
     second-order backward instead of a forward, a backward and a second-order backward, at the price of holding
     all the subset's activations (several GB for a 600k-parameter model on 256 samples of 64×64).
     ``batched=True`` applies a block of vectors in one vmapped backward; an op without a batching rule makes it
-    fall back, once and for good, to one backward per vector.
+    fall back, once and for good, to one backward per vector. ``vector_chunk`` caps the vectors of one vmapped
+    backward: its activation memory is about (samples per batch) × (vectors) × one sample's, which for a 64³
+    super-resolution model is tens of GB per sample-vector (docs/benchmarks.md, "Paper-scale execution check"),
+    so a study with large samples measures in small batches and chunks; the products do not change.
     """
 
     def __init__(
@@ -102,8 +105,12 @@ class HessianOperator:
         criterion: Criterion,
         cache_graphs: bool = False,
         batched: bool = True,
+        vector_chunk: int = 16,
     ) -> None:
+        if vector_chunk < 1:
+            raise ValueError(f"vector_chunk must be >= 1, got {vector_chunk}")
         self.model = model
+        self.vector_chunk = vector_chunk
         self.batches = check_batches(batches)
         self.criterion = criterion
         self.params = trainable_parameters(model)
@@ -139,6 +146,8 @@ class HessianOperator:
         if vectors.dim() != 2 or vectors.shape[1] != self.n_params:
             raise ValueError(f"expected (k, {self.n_params}) vectors, got {tuple(vectors.shape)}")
         vectors = vectors.to(dtype=self.dtype, device=self.device)
+        if vectors.shape[0] > self.vector_chunk:
+            return torch.cat([self.matmat(block) for block in vectors.split(self.vector_chunk)])
         out = torch.zeros_like(vectors)
         k = vectors.shape[0]
         for b, batch in enumerate(self.batches):
@@ -361,7 +370,7 @@ def hessian_spectrum(
         )
 
     with functional_eval(model):
-        op = HessianOperator(model, batches, criterion, cache_graphs=cache_graphs)
+        op = HessianOperator(model, batches, criterion, cache_graphs=cache_graphs, vector_chunk=chunk)
         if top_k > op.n_params:
             raise ValueError(f"top_k={top_k} exceeds the number of parameters ({op.n_params})")
         gen = seeded_generator(seed)

@@ -195,6 +195,7 @@ def lie_derivative(
     method: str = "auto",
     order: int | None = None,
     return_fields: bool = False,
+    batch_size: int | None = None,
 ) -> dict:
     """Relative Lie derivative ``‖L F(x_i)‖ / ‖F(x_i)‖`` along the rotation generator(s), per sample.
 
@@ -202,6 +203,9 @@ def lie_derivative(
     :class:`~equidyn.models.base.functional_eval` (BatchNorm on running statistics, so samples do not interact).
     Norms run over all channels and grid points of a sample. ``order`` of the finite differences: ``None`` takes 4
     in 2-D (on 32² plumes the order-2 floor is a few percent, order 4 is 10× lower) and 2 in 3-D.
+
+    ``batch_size`` samples go through ``f`` at a time (default: all at once); the values are per sample, so it
+    changes memory only (a 64³ O_h GCNN holds GBs of activations per sample).
 
     Returns ``lie_derivative`` (the headline: mean over samples, and in 3-D over the three generators),
     ``per_sample`` (headline per sample), ``per_generator`` ({axis: mean over samples}),
@@ -218,24 +222,28 @@ def lie_derivative(
         order = DEFAULT_ORDER[ndim]
 
     def run() -> dict:
-        results: dict[str, Tensor] = {}
-        fields: dict[str, Tensor] = {}
+        parts: dict[str, list[Tensor]] = {axis: [] for axis in gens}
+        field_parts: dict[str, list[Tensor]] = {axis: [] for axis in gens}
         used = set()
-        y_ref: Tensor | None = None
-        for axis, jmat in gens.items():
-            u = generator_action(x, in_layout, jmat, order)
-            y, dy, how = directional_derivative(f, x, u, method)
-            used.add(how)
-            if y_ref is None:
-                y_ref = y
-                norms = torch.linalg.vector_norm(y.flatten(1).double(), dim=1)
-                if torch.any(norms == 0) or not torch.all(torch.isfinite(norms)):
-                    bad = torch.nonzero((norms == 0) | ~torch.isfinite(norms)).flatten().tolist()
-                    raise ValueError(f"‖F(x)‖ is zero or not finite for samples {bad}; cannot normalise")
-            lf = dy - generator_action(y_ref, out_layout, jmat, order)
-            results[axis] = torch.linalg.vector_norm(lf.flatten(1).double(), dim=1) / norms
-            if return_fields:
-                fields[axis] = lf
+        for offset in range(0, x.shape[0], batch_size or x.shape[0]):
+            xb = x[offset : offset + (batch_size or x.shape[0])]
+            y_ref: Tensor | None = None
+            for axis, jmat in gens.items():
+                u = generator_action(xb, in_layout, jmat, order)
+                y, dy, how = directional_derivative(f, xb, u, method)
+                used.add(how)
+                if y_ref is None:
+                    y_ref = y
+                    norms = torch.linalg.vector_norm(y.flatten(1).double(), dim=1)
+                    if torch.any(norms == 0) or not torch.all(torch.isfinite(norms)):
+                        bad = (offset + torch.nonzero((norms == 0) | ~torch.isfinite(norms)).flatten()).tolist()
+                        raise ValueError(f"‖F(x)‖ is zero or not finite for samples {bad}; cannot normalise")
+                lf = dy - generator_action(y_ref, out_layout, jmat, order)
+                parts[axis].append(torch.linalg.vector_norm(lf.flatten(1).double(), dim=1) / norms)
+                if return_fields:
+                    field_parts[axis].append(lf)
+        results = {axis: torch.cat(p) for axis, p in parts.items()}
+        fields = {axis: torch.cat(p) for axis, p in field_parts.items()} if return_fields else {}
         per_gen_sample = {a: r.cpu().tolist() for a, r in results.items()}
         per_sample = torch.stack(list(results.values())).mean(0)
         out = {

@@ -96,14 +96,35 @@ def read_json(path: str | os.PathLike) -> dict[str, Any]:
         return json.load(fh)
 
 
+def spread_elements(order: int, count: int) -> list[int]:
+    """``count`` non-identity elements of a group of ``order``, evenly spread over its element list (0: all).
+
+    Why: the EE of an O_h model averages 47 forward passes per sample; at paper size (64³) each costs about half a
+    minute on a CPU, so the paper-scale execution check measures one element (``evaluation.ee_elements``) — the
+    shapes, and so the memory, are those of every element.
+    """
+    others = list(range(1, order))
+    if count <= 0 or count >= len(others):
+        return others
+    return [others[(i * len(others)) // count] for i in range(count)]
+
+
 def evaluate_checkpoint(
-    task, ckpt_path: str | os.PathLike, *, splits: tuple[str, ...], ee_split: str, ee_samples: int
+    task,
+    ckpt_path: str | os.PathLike,
+    *,
+    splits: tuple[str, ...],
+    ee_split: str,
+    ee_samples: int,
+    ee_elements: int = 0,
 ) -> dict[str, Any]:
     """Scores on ``splits`` and the equivariance error on ``ee_split`` of one checkpoint, in physical units.
 
     EE is measured on ``ee_samples`` inputs of ``ee_split`` drawn seeded (seed 0) and stratified across simulations
-    and times (``measures/samples.py``; recorded as ``ee_samples``); for a model on normalised data the physical
-    EE is ``scale`` times the normalised one, because the group action is linear.
+    and times (``measures/samples.py``; recorded as ``ee_samples``), over every non-identity group element or
+    ``ee_elements`` of them (``spread_elements``; recorded as ``ee_elements``); for a model on normalised data the
+    physical EE is ``scale`` times the normalised one, because the group action is linear. The model runs on the
+    task's device (the training job's: a GPU job evaluates on its GPU, issue 14).
     """
 
     from ..measures.equivariance import equivariance_error
@@ -114,10 +135,13 @@ def evaluate_checkpoint(
     from ..training.tasks import score
 
     model, ckpt = checkpoint.load_model(ckpt_path)
+    model.to(task.device)
     scores = {split: score(task, model, split) for split in splits}
     index, chosen = evaluation_sample(task, ee_split, ee_samples, seed=0)
     x, _ = task.batch(ee_split, index)
-    ee = equivariance_error(model, x.cpu(), group_by_name(model.spec.group), model.in_layout, model.out_layout)
+    group = group_by_name(model.spec.group)
+    elements = spread_elements(group.order, ee_elements)
+    ee = equivariance_error(model, x, group, model.in_layout, model.out_layout, elements=elements)
     return {
         **ckpt["meta"],
         "checkpoint_epoch": ckpt["epoch"],
@@ -128,20 +152,26 @@ def evaluate_checkpoint(
         "ee_rel": ee["ee_rel"],
         "ee_max": ee["ee_max"] * task.scale,
         "ee_samples": chosen,  # [simulation, start] of each sample
+        "ee_elements": elements,
     }
 
 
-def evaluate_checkpoints(task, run_dir: str | os.PathLike, *, splits: tuple[str, ...], ee_split: str, ee_samples: int):
+def evaluate_checkpoints(
+    task, run_dir: str | os.PathLike, *, splits: tuple[str, ...], ee_split: str, evaluation: dict[str, Any]
+) -> None:
     """Evaluate every checkpoint of a finished run (``runs.CHECKPOINTS``) into ``eval_<checkpoint>.json``.
 
-    Done by the training job itself: the evaluation is a few forward passes, far cheaper than a job of its own.
+    Done by the training job itself, on its device: the evaluation is a few forward passes, far cheaper than a job
+    of its own. ``evaluation`` is the study's config section (``ee_samples``, optional ``ee_elements``).
     """
-    import torch
-
-    task.to(torch.device("cpu"))
     for name in CHECKPOINTS:
         result = evaluate_checkpoint(
-            task, Path(run_dir) / checkpoint_file(name), splits=splits, ee_split=ee_split, ee_samples=ee_samples
+            task,
+            Path(run_dir) / checkpoint_file(name),
+            splits=splits,
+            ee_split=ee_split,
+            ee_samples=int(evaluation["ee_samples"]),
+            ee_elements=int(evaluation.get("ee_elements", 0)),
         )
         write_json(Path(run_dir) / eval_file(name), result)
 

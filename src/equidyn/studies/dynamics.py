@@ -41,6 +41,11 @@ COLUMNS = (
 # lineage next to the run's (``git_rev`` and ``config_sha`` are the training's): the commit the measure ran at and
 # the hash of the ``dynamics`` section it used. In the table, a row's value joins those of its measures.
 MEASURE_LINEAGE = ("measure_git_rev", "measure_config_sha")
+# Memory knobs (values do not depend on them): samples per forward/backward of the sharpness and Hessian
+# (``dynamics.subset.batch_size``) and vectors per vmapped Hessian-vector product (``dynamics.hessian.vector_chunk``).
+# A ``dynamics.runs`` entry may lower them for its study's runs (3-D samples are ~10⁴× a 2-D one's).
+SUBSET_BATCH = 32
+VECTOR_CHUNK = 16
 
 
 def study_module(study: str):
@@ -50,7 +55,7 @@ def study_module(study: str):
     return catalog.study(study)
 
 
-def fixed_subset(task, samples: int, seed: int, batch_size: int = 32) -> tuple[list[tuple[Any, Any]], list]:
+def fixed_subset(task, samples: int, seed: int, batch_size: int = SUBSET_BATCH) -> tuple[list[tuple[Any, Any]], list]:
     """A seeded subset of training windows as ``(x, y_first_step)`` batches, identical for every model, and the
     ``[simulation, start]`` of each window (stratified across simulations and times: ``measures/samples.py``)."""
     from ..measures.samples import evaluation_sample
@@ -72,7 +77,6 @@ def measure(
     out: str | os.PathLike,
 ) -> dict[str, Any]:
     """Evaluate one measure on one checkpoint; ``settings`` = {"run": run settings, "dynamics": section}."""
-    import torch
 
     from ..measures.hessian import NEGATIVE_SIGMA, NEGATIVE_THRESHOLD, hessian_spectrum
     from ..measures.lie import lie_derivative
@@ -81,14 +85,19 @@ def measure(
     from ..symmetry import group_by_name
     from ..training import checkpoint as ckpt_io
     from ..training.tasks import LOSSES
+    from ..training.trainer import TrainSettings
 
     if measure not in MEASURES:
         raise ValueError(f"unknown measure {measure!r}; expected one of {MEASURES}")
     dyn = settings["dynamics"]
     module = study_module(study)
     task, _ = module.make_task(settings["run"], store)
-    task.to(torch.device("cpu"))
+    # on the run's training device (a GPU where the cluster job has one; issue 14): the measures draw their random
+    # vectors on the CPU in float64 and move them, so the numbers do not depend on the device
+    device = TrainSettings.from_dict(settings["run"]["training"]).torch_device()
+    task.to(device)
     model, ckpt = ckpt_io.load_model(checkpoint)
+    model.to(device)
     criterion = LOSSES[task.loss]
     if measure == "lie":
         split = module.DESCRIPTION.measured_split
@@ -96,9 +105,13 @@ def measure(
         index, chosen = evaluation_sample(task, split, int(lie["samples"]), int(lie.get("seed", 0)))
         x, _ = task.batch(split, index)
         ndim = group_by_name(model.spec.group).ndim
-        result = lie_derivative(model, x, model.in_layout, model.out_layout, ndim, order=lie.get("order"))
+        result = lie_derivative(
+            model, x, model.in_layout, model.out_layout, ndim, order=lie.get("order"), batch_size=lie.get("batch_size")
+        )
     else:
-        batches, chosen = fixed_subset(task, int(dyn["subset"]["samples"]), int(dyn["subset"]["seed"]))
+        subset = dyn["subset"]
+        batch_size = int(subset.get("batch_size", SUBSET_BATCH))
+        batches, chosen = fixed_subset(task, int(subset["samples"]), int(subset["seed"]), batch_size)
         if measure == "sharpness":
             s = dyn["sharpness"]
             result = sharpness(model, batches, criterion, s["displacements"], int(s["directions"]), int(s["seed"]))
@@ -118,6 +131,7 @@ def measure(
                 cache_graphs=bool(h.get("cache_graphs", False)),
                 negative_threshold=float(h.get("negative_threshold", NEGATIVE_THRESHOLD)),
                 negative_sigma=float(h.get("negative_sigma", NEGATIVE_SIGMA)),
+                chunk=int(h.get("vector_chunk", VECTOR_CHUNK)),
             )
     result["samples"] = chosen  # [simulation, start] of every sample the measure averaged over
     record = {

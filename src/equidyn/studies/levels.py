@@ -127,9 +127,7 @@ def train_run(
     summary = train(
         task, spec, TrainSettings.from_dict(settings["training"]), run_dir, seed=seed, alpha=alpha, meta=meta
     )
-    common.evaluate_checkpoints(
-        task, run_dir, splits=("test",), ee_split="test", ee_samples=int(settings["evaluation"]["ee_samples"])
-    )
+    common.evaluate_checkpoints(task, run_dir, splits=("test",), ee_split="test", evaluation=settings["evaluation"])
     return summary
 
 

@@ -107,8 +107,9 @@ def train_run(
     summary = train(
         task, spec, TrainSettings.from_dict(settings["training"]), run_dir, seed=seed, alpha=alpha, meta=meta
     )
-    ee_samples = int(settings["evaluation"]["ee_samples"])
-    common.evaluate_checkpoints(task, run_dir, splits=TEST_SPLITS, ee_split="test_domain", ee_samples=ee_samples)
+    common.evaluate_checkpoints(
+        task, run_dir, splits=TEST_SPLITS, ee_split="test_domain", evaluation=settings["evaluation"]
+    )
     save_rollout_example(
         task, Path(run_dir) / checkpoint_file(BEST_CHECKPOINT), settings["evaluation"]["figure_steps"], Path(run_dir)
     )

@@ -78,8 +78,7 @@ def train_run(
     summary = train(
         task, spec, TrainSettings.from_dict(settings["training"]), run_dir, seed=seed, alpha=alpha, meta=meta
     )
-    ee_samples = int(settings["evaluation"]["ee_samples"])
-    common.evaluate_checkpoints(task, run_dir, splits=("test",), ee_split="test", ee_samples=ee_samples)
+    common.evaluate_checkpoints(task, run_dir, splits=("test",), ee_split="test", evaluation=settings["evaluation"])
     save_slice_example(task, Path(run_dir))
     return summary
 
