@@ -47,8 +47,12 @@ def test_the_check_keeps_every_paper_shape(configs) -> None:
         assert check[study]["physics"]["grid"] == paper[study]["physics"]["grid"] == 64
         assert check[study]["input_frames"] == paper[study]["input_frames"]
         assert check[study]["rollout"] == paper[study]["rollout"]
-    assert check["levels"]["base"]["n_sims"] == paper["levels"]["base"]["n_sims"]
-    assert check["rotation"]["plumes"] == paper["rotation"]["plumes"]
+    # fewer plumes (how many windows a pass sees, not a shape), every other plume setting as in the paper
+    assert {k: v for k, v in check["levels"]["base"].items() if k != "n_sims"} == {
+        k: v for k, v in paper["levels"]["base"].items() if k != "n_sims"}  # fmt: skip
+    assert {k: v for k, v in check["rotation"]["plumes"].items() if k != "n_sims"} == {
+        k: v for k, v in paper["rotation"]["plumes"].items() if k != "n_sims"}  # fmt: skip
+    assert all(plume < check["rotation"]["plumes"]["n_sims"] for plume, _ in check["rotation"]["held_out"])
     assert check["superres"]["data"]["offline"]["n"] == paper["superres"]["data"]["offline"]["n"] == 64
     assert check["superres"]["data"]["factor"] == paper["superres"]["data"]["factor"]
     assert check["tutorial"]["turbulence"]["n"] == paper["tutorial"]["turbulence"]["n"]
