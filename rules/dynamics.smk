@@ -27,8 +27,8 @@ for _study in W.measured_studies():
                 W.measure_pattern(_study, _measure, "benchmarks")
             threads: W.res("analysis", "threads")
             resources:
-                runtime=W.res("analysis", "runtime"),
-                mem_mb=W.res("analysis", "mem_mb"),
+                runtime=W.model_res("analysis", "runtime"),
+                mem_mb=W.model_res("analysis", "mem_mb"),
                 gpu=W.res("analysis", "gpu", 0),
             conda:
                 ENV

@@ -90,8 +90,8 @@ rule levels_train:
         R(f"benchmarks/{LV_RUN}/train.tsv")
     threads: W.res("train", "threads")
     resources:
-        runtime=W.res("train", "runtime"),
-        mem_mb=W.res("train", "mem_mb"),
+        runtime=W.model_res("train", "runtime"),
+        mem_mb=W.model_res("train", "mem_mb"),
         gpu=W.res("train", "gpu", 0),
     conda:
         ENV

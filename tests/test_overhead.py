@@ -254,6 +254,10 @@ def test_the_slurm_profiles_per_submission_limits_admit_every_configured_request
     merged = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["resources"]
     for kind, values in (yaml.safe_load((ROOT / "config" / "slurm.yaml").read_text()) or {})["resources"].items():
         merged[kind] = {**merged.get(kind, {}), **values}
+    by_model = merged.pop("by_model", {})
+    for model, kinds in by_model.items():
+        for kind, values in kinds.items():
+            assert values.get("mem_mb", 0) <= int(limits["mem_mb"]), (model, kind)
     for kind, values in merged.items():
         assert values.get("threads", 1) <= profile["cores"], kind
         assert values.get("mem_mb", 0) <= int(limits["mem_mb"]), kind

@@ -116,6 +116,18 @@ def test_a_runs_entry_sets_the_memory_knobs_of_its_runs_only() -> None:
         validate_config(config)
 
 
+def test_a_model_can_ask_for_more_than_its_class() -> None:
+    """``resources.by_model`` (the O_h GCNN's memory, from the paper-scale check) reaches that model's jobs only."""
+    from types import SimpleNamespace
+
+    config = {**DEMO, "resources": {"train": {"threads": 1, "runtime": 60, "mem_mb": 4000}}}
+    assert Workflow(config).model_res("train", "mem_mb") == 4000  # no override: a plain value, as before
+    config["resources"]["by_model"] = {"gcnn3d": {"train": {"mem_mb": 90000}}}
+    request = Workflow(config).model_res("train", "mem_mb")
+    assert request(SimpleNamespace(model="gcnn3d")) == 90000 and request(SimpleNamespace(model="cnn3d")) == 4000
+    assert Workflow(config).model_res("train", "runtime") == 60
+
+
 def test_snakefile_path_imports_neither_torch_nor_numpy() -> None:
     """The Snakefile validates the config and builds the DAG with equidyn.config and equidyn.workflow only."""
     code = (

@@ -50,6 +50,16 @@ class Workflow:
     def res(self, kind: str, key: str, default: Any = None) -> Any:
         return self.config["resources"][kind].get(key, default)
 
+    def model_res(self, kind: str, key: str, default: Any = None) -> Any:
+        """A run job's request as a function of its ``model`` wildcard: ``resources.by_model.<model>.<kind>`` over
+        the class's value. The 64³ O_h GCNN needs ~15× the memory of the 3-D CNN (the paper-scale check's table,
+        docs/benchmarks.md); one request per class would give every training job the largest."""
+        base = self.res(kind, key, default)
+        by_model = self.config["resources"].get("by_model", {})
+        if not any(key in entry.get(kind, {}) for entry in by_model.values()):
+            return base
+        return lambda wildcards: by_model.get(wildcards.model, {}).get(kind, {}).get(key, base)
+
     def study(self, study: str) -> StudyDescription:
         return description(study)
 
