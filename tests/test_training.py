@@ -219,3 +219,11 @@ def test_evaluation_can_average_the_ee_over_fewer_elements(level_store, tmp_path
     every = json.loads((tmp_path / "all" / "eval_best.json").read_text())
     assert one["ee_elements"] == [1] and every["ee_elements"] == [1, 2, 3]
     assert one["ee"] != every["ee"]  # a ConvNet is not equivariant: the elements matter
+
+
+def test_training_by_level_gives_some_levels_more_epochs_and_leaves_the_others() -> None:
+    section = {**SETTINGS, "training_by_level": [{"levels": [3, 6], "epochs": 9}]}
+    at = {level: levels.run_settings(section, {"model": "convnet", "level": level}) for level in (0, "3", 6)}
+    assert at["3"]["training"]["epochs"] == at[6]["training"]["epochs"] == 9
+    assert at[0] == levels.run_settings(SETTINGS, {"model": "convnet", "level": 0})  # unchanged: no rerun
+    assert at["3"]["training"]["batch_size"] == SETTINGS["training"]["batch_size"]

@@ -100,7 +100,13 @@ def run_settings(section: dict[str, Any], run: Run) -> dict[str, Any]:
     not change — and rerun — the jobs that already exist; its hash is the run's ``config_sha``.
     """
     entry = {k: v for k, v in common.model_entry(section["models"], run["model"]).items() if k != "alphas"}
-    return {**{k: section[k] for k in RUN_KEYS}, "model": entry}
+    settings = {**{k: section[k] for k in RUN_KEYS}, "model": entry}
+    # ``training_by_level``: the levels with more symmetry breaking fit a harder map and may need more epochs to
+    # flatten; only those runs' settings (and jobs) change, so a measured level-0 run is not retrained
+    for longer in section.get("training_by_level", []):
+        if "level" in run and int(run["level"]) in longer["levels"]:
+            settings["training"] = {**settings["training"], "epochs": int(longer["epochs"])}
+    return settings
 
 
 def train_run(
