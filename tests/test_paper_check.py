@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 
 from equidyn.config import load_config, validate_config
-from equidyn.paper_check import batch_scales, collect, estimate, markdown, rule_class, suggested_requests
+from equidyn.paper_check import (
+    batch_scales,
+    collect,
+    estimate,
+    markdown,
+    model_requests,
+    rule_class,
+    suggested_requests,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -120,6 +128,14 @@ def test_what_the_check_cannot_run_is_estimated_and_marked(tmp_path) -> None:
     assert "runs/levels/e2cnn/alpha0/level9/seed0/hessian (not run)" not in by_job  # no levels ratio measured
     requests = suggested_requests(rows, margin=1.5)
     assert requests["train"]["mem_mb"] == 84000 and requests["analysis"]["mem_mb"] == 53000
+    # above 16 GB a model gets its own request, and the class keeps what the other jobs need
+    own = model_requests(rows, margin=1.5)
+    assert own == {"gcnn3d": {
+        "train": {"peak_mb": 56000.0, "job": "runs/superres/gcnn3d/alpha0/seed0/train", "mem_mb": 84000},
+        "analysis": {"peak_mb": 35000.0, "job": "runs/superres/gcnn3d/alpha0/seed0/hessian (not run)", "mem_mb": 53000},
+    }}  # fmt: skip
+    rest = suggested_requests(rows, margin=1.5, own=own)
+    assert rest["train"]["mem_mb"] == 6000 and rest["analysis"]["mem_mb"] == 4000  # the CNN at batch 4, its Hessian
     assert "× 4 (paper batch)" in markdown(collect(tmp_path), 1.5, None, {"superres": 4.0})
 
 
@@ -128,6 +144,8 @@ def test_rule_classes_follow_the_benchmark_paths() -> None:
     assert rule_class(Path("runs/levels/e2cnn/alpha0/level0/seed0/lie_epoch3.tsv")) == "analysis"
     assert rule_class(Path("figures/sharpness.tsv")) == "report"
     assert rule_class(Path("superres/data.tsv")) == "data"
+    assert rule_class(Path("baselines/levels/level0.tsv")) == "analysis"  # rules/baselines.smk: analysis class
+    assert rule_class(Path("convergence/levels.tsv")) == "report"
 
 
 @pytest.mark.paper_check

@@ -32,11 +32,11 @@ MEASURES = ("lie", "sharpness", "hessian")
 def rule_class(relative: Path) -> str:
     """The resource class of a job from its benchmark path (below ``benchmarks/``), as the rule files assign it."""
     parts = relative.parts
-    if parts[0] in ("tables", "figures"):
+    if parts[0] in ("tables", "figures", "convergence"):
         return "report"
     if parts[0] == "runs":
         return "train" if relative.stem == "train" else "analysis"
-    if "data_ee" in relative.stem:
+    if "data_ee" in relative.stem or parts[0] == "baselines":
         return "analysis"
     return "data"
 
@@ -120,19 +120,51 @@ def estimate(rows: list[dict[str, object]], batch_scale: dict[str, float]) -> li
     return out
 
 
-def suggested_requests(rows: list[dict[str, object]], margin: float = 1.5) -> dict[str, dict[str, float]]:
-    """Per class: the largest peak (estimated where a row has ``estimate_mb``), its job, and ``mem_mb`` = peak ×
-    margin rounded up to 1000 MB."""
+# A model whose training or measure needs more than this (at paper scale, before the margin) gets requests of its
+# own (``resources.by_model``): 16 GB is a common GPU size, and a job above it needs a large-memory GPU anyway; the
+# class request then stays what every other job of the class needs, instead of the largest model's.
+OWN_REQUEST_ABOVE_MB = 16000
+
+
+def _mem_mb(peak_mb: float, margin: float) -> int:
+    return 1000 * math.ceil(peak_mb * margin / 1000)
+
+
+def _peak(row: dict[str, object]) -> float:
+    return float(row.get("estimate_mb", row["max_rss_mb"]))  # type: ignore[arg-type]
+
+
+def model_requests(
+    rows: list[dict[str, object]], margin: float = 1.5, above_mb: float = OWN_REQUEST_ABOVE_MB
+) -> dict[str, dict[str, dict[str, object]]]:
+    """``{model: {class: {peak_mb, job, mem_mb}}}`` for every run job class in which a model needs > ``above_mb``."""
+    out: dict[str, dict[str, dict[str, object]]] = {}
+    for row in rows:
+        key, peak = _study_model(str(row["job"])), _peak(row)
+        if key is None or math.isnan(peak) or peak <= above_mb:
+            continue
+        best = out.setdefault(key[1], {}).get(str(row["class"]))
+        if best is None or peak > float(best["peak_mb"]):  # type: ignore[arg-type]
+            out[key[1]][str(row["class"])] = {"peak_mb": peak, "job": row["job"], "mem_mb": _mem_mb(peak, margin)}
+    return out
+
+
+def suggested_requests(
+    rows: list[dict[str, object]], margin: float = 1.5, own: dict[str, dict[str, dict[str, object]]] | None = None
+) -> dict[str, dict[str, float]]:
+    """Per class: the largest peak (estimated where a row has ``estimate_mb``) of the jobs without a request of
+    their own (``own``, from :func:`model_requests`), its job, and ``mem_mb`` = peak × margin rounded up to 1000 MB."""
     out: dict[str, dict[str, float]] = {}
     for row in rows:
-        rss = float(row.get("estimate_mb", row["max_rss_mb"]))  # type: ignore[arg-type]
-        if math.isnan(rss):
+        rss = _peak(row)
+        key = _study_model(str(row["job"]))
+        if math.isnan(rss) or (own and key and str(row["class"]) in own.get(key[1], {})):
             continue
         best = out.get(str(row["class"]))
         if best is None or rss > best["peak_mb"]:
             out[str(row["class"])] = {"peak_mb": rss, "job": row["job"]}  # type: ignore[dict-item]
     for values in out.values():
-        values["mem_mb"] = 1000 * math.ceil(values["peak_mb"] * margin / 1000)
+        values["mem_mb"] = _mem_mb(values["peak_mb"], margin)
     return out
 
 
@@ -150,9 +182,16 @@ def markdown(
             f"| {row['job']} | {row['class']} | {row['seconds']:.1f} | {row['max_rss_mb']:.0f} "
             f"| {row['estimate_mb']:.0f} | {row['how']} |"
         )
+    own = model_requests(rows, margin)
     lines += ["", f"| class | largest peak (MB) | its job | suggested mem_mb (× {margin}) |", "|---|---:|---|---:|"]
-    for kind, values in sorted(suggested_requests(rows, margin).items()):
+    for kind, values in sorted(suggested_requests(rows, margin, own).items()):
         lines.append(f"| {kind} | {values['peak_mb']:.0f} | {values['job']} | {values['mem_mb']:.0f} |")
+    lines += ["", f"Models above {OWN_REQUEST_ABOVE_MB} MB get their own requests (`resources.by_model`):", "",
+              f"| model | class | largest peak (MB) | its job | suggested mem_mb (× {margin}) |",
+              "|---|---|---:|---|---:|"]  # fmt: skip
+    for model, kinds in sorted(own.items()):
+        for kind, v in sorted(kinds.items()):
+            lines.append(f"| {model} | {kind} | {float(v['peak_mb']):.0f} | {v['job']} | {v['mem_mb']} |")  # type: ignore[arg-type]
     return "\n".join(lines)
 
 
