@@ -225,8 +225,9 @@ def lie_derivative(
         parts: dict[str, list[Tensor]] = {axis: [] for axis in gens}
         field_parts: dict[str, list[Tensor]] = {axis: [] for axis in gens}
         used = set()
-        for offset in range(0, x.shape[0], batch_size or x.shape[0]):
-            xb = x[offset : offset + (batch_size or x.shape[0])]
+        step = batch_size or x.shape[0]
+        for offset in range(0, x.shape[0], step):
+            xb = x[offset : offset + step]
             y_ref: Tensor | None = None
             for axis, jmat in gens.items():
                 u = generator_action(xb, in_layout, jmat, order)

@@ -77,7 +77,6 @@ def measure(
     out: str | os.PathLike,
 ) -> dict[str, Any]:
     """Evaluate one measure on one checkpoint; ``settings`` = {"run": run settings, "dynamics": section}."""
-
     from ..measures.hessian import NEGATIVE_SIGMA, NEGATIVE_THRESHOLD, hessian_spectrum
     from ..measures.lie import lie_derivative
     from ..measures.samples import evaluation_sample
