@@ -36,6 +36,34 @@ shell.prefix(
     + f"export EQUIDYN_GIT_REV={git_rev(workflow.basedir)}; "
 )
 
+# A local run forks every job from one server process that has imported torch, xarray, escnn, … once, which saves
+# each job 1.5–2.5 s of imports (src/equidyn/jobserver.py; docs/decisions.md). `local_job_server: false` turns it
+# off; it is never used on a cluster, in a dry run, or under --sdm conda.
+from equidyn.jobserver import start_for_workflow  # noqa: E402
+
+JOB_SERVER = []
+
+
+onstart:
+    JOB_SERVER.append(
+        start_for_workflow(
+            workflow,
+            enabled=config.get("local_job_server", True),
+            src=os.path.join(workflow.basedir, "src"),
+            log=os.path.join(".snakemake", "log", "equidyn-job-server.log"),
+        )
+    )
+
+
+onsuccess:
+    for server in filter(None, JOB_SERVER):
+        server.stop()
+
+
+onerror:
+    for server in filter(None, JOB_SERVER):
+        server.stop()
+
 
 report: "workflow/report/workflow.rst"
 

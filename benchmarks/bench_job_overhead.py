@@ -35,16 +35,15 @@ import tempfile
 import time
 from pathlib import Path
 
-# Runs the CLI; prints "@<event> <epoch seconds>" on stderr at the first forward and at the end of the first
-# backward pass (the optimiser's update, microseconds, follows it).
-LAUNCHER = r"""
+# Hooks that print "@<event> <epoch seconds>" on stderr at the first forward and at the end of the first backward
+# pass (the optimiser's update, microseconds, follows it), and end the job at $EQUIDYN_BENCH_STOP.
+HOOKS = r"""
 import os, sys, time
 import torch
-stop_after = os.environ["EQUIDYN_BENCH_STOP"]
 
 def _mark(event):
     print(f"@{event} {time.time():.6f}", file=sys.stderr, flush=True)
-    if event == stop_after:
+    if event == os.environ["EQUIDYN_BENCH_STOP"]:
         os._exit(0)
 
 _seen = set()
@@ -62,9 +61,11 @@ def _backward_then_mark(self, *args, **kwargs):
     return result
 
 torch.Tensor.backward = _backward_then_mark
-from equidyn.cli import main
-sys.exit(main(sys.argv[1:]))
 """
+# Runs the CLI job given as arguments in this process.
+LAUNCHER = HOOKS + "from equidyn.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+# A local job server (equidyn.jobserver, as the Snakefile starts for a local run) whose forked jobs carry the hooks.
+SERVER = HOOKS + "from equidyn.jobserver import serve\nserve(sys.argv[1])\n"
 
 SPLITS = {"train": [0, 8], "valid": [8, 11], "test": [11, 14]}
 # The demo's level-study model entries (config/demo.yaml): the sizing search and the escnn builds are part of the
@@ -138,14 +139,24 @@ def job_env(src: Path = SRC) -> dict[str, str]:
     }
 
 
-def run_job(cli_args: list[str] | None, stop: str, importtime: bool, src: Path = SRC) -> tuple[float, str]:
-    """Seconds from process start to the ``stop`` event (or to exit for ``import torch``), and stderr."""
+def run_job(
+    cli_args: list[str] | None, stop: str, importtime: bool, src: Path = SRC, server: str | None = None
+) -> tuple[float, str]:
+    """Seconds from process start to the ``stop`` event (or to exit for ``import torch``), and stderr.
+
+    ``server``: the job is a thin ``python -m equidyn.cli …`` client of the job server at that socket, as in a local
+    workflow run, and the time runs from the client's start to the event in the forked job.
+    """
     flags = ["-X", "importtime"] if importtime else []
     if cli_args is None:
         cmd = [sys.executable, *flags, "-c", "import torch"]
+    elif server:
+        cmd = [sys.executable, *flags, "-m", "equidyn.cli", *cli_args]
     else:
         cmd = [sys.executable, *flags, "-c", LAUNCHER, *cli_args]
     env = {**job_env(src), "EQUIDYN_BENCH_STOP": stop}
+    if server:
+        env["EQUIDYN_JOB_SERVER"] = server
     t0 = time.time()
     out = subprocess.run(cmd, env=env, capture_output=True, text=True)
     t_end = time.time()
@@ -185,11 +196,23 @@ def main() -> int:
         help="another checkout's src/ (e.g. from `git archive <rev>`): its jobs run interleaved with these, as "
         "'(baseline)' rows, so before and after are measured under the same load",
     )
+    p.add_argument(
+        "--job-server",
+        action="store_true",
+        help="also run each job as a client of a local job server (what a local workflow run does), as "
+        "'(job server)' rows",
+    )
     args = p.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="equidyn-overhead-") as tmp:
         root = Path(tmp)
         store = make_store(root, args.grid)
+        server = None
+        if args.job_server:
+            socket_path = str(root / "server.sock")
+            server = subprocess.Popen([sys.executable, "-c", SERVER, socket_path], env=job_env())
+            while not os.path.exists(socket_path):
+                time.sleep(0.05)
         # checkpoints for the measure jobs: one full (tiny) training run per model, not timed
         checkpoints = {}
         for model in ("convnet", "e2cnn") if not args.quick else ("convnet",):
@@ -200,30 +223,40 @@ def main() -> int:
             )  # fmt: skip
             checkpoints[model] = run_dir / "best.pt"
 
-        jobs: dict[str, tuple[list[str] | None, str, Path]] = {"import torch": (None, "", SRC)}
-        trees = [("", SRC)] + ([(" (baseline)", args.baseline_src.resolve())] if args.baseline_src else [])
-        for label, src in trees:
+        Job = tuple[list[str] | None, str, Path, str | None]
+        jobs: dict[str, Job] = {"import torch": (None, "", SRC, None)}
+        trees = [("", SRC, None)]
+        if args.baseline_src:
+            trees.append((" (baseline)", args.baseline_src.resolve(), None))
+        if server:
+            trees.append((" (job server)", SRC, socket_path))
+        for label, src, via in trees:
+            tag = label.strip(" ()").replace(" ", "_")
             for model in ("convnet",) if args.quick else ("convnet", "e2cnn", "rsteer"):
-                run = train_args(store, model, root / f"run_{model}{label.strip()}", args.threads)
-                jobs[f"train {model}: first step{label}"] = (run, "step", src)
+                run = train_args(store, model, root / f"run_{model}{tag}", args.threads)
+                jobs[f"train {model}: first step{label}"] = (run, "step", src, via)
             for model in checkpoints:
-                out = root / f"lie_{model}.json"
+                out = root / f"lie_{model}{tag}.json"
                 jobs[f"measure lie ({model}): first forward{label}"] = (
                     measure_args(store, model, checkpoints[model], out, args.threads),
                     "forward",
                     src,
+                    via,
                 )
 
         rounds = 1 if args.quick or args.importtime else args.repeats
         times: dict[str, list[float]] = {name: [] for name in jobs}
         for _ in range(rounds):
-            for name, (cli_args, stop, src) in jobs.items():
-                seconds, stderr = run_job(cli_args, stop, args.importtime, src)
+            for name, (cli_args, stop, src, via) in jobs.items():
+                seconds, stderr = run_job(cli_args, stop, args.importtime, src, via)
                 times[name].append(seconds)
                 if args.importtime:
                     print(f"### {name}: slowest imports (cumulative s)")
                     for secs, mod in slowest_imports(stderr):
                         print(f"    {secs:6.3f}  {mod}")
+        if server:
+            server.terminate()
+            server.wait()
 
     torch_s = statistics.median(times["import torch"])
     print(f"\n{rounds} interleaved round(s), medians, {args.threads} thread(s) per job, {os.cpu_count()} CPUs\n")

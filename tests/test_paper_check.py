@@ -36,6 +36,8 @@ def test_the_check_config_is_valid_and_runs_its_own_results_folder(configs) -> N
     _, check = configs
     validate_config(check)
     assert check["name"] == "paper_check"
+    # each job in its own process: with the local job server, a benchmark file's memory would be the client's
+    assert check["local_job_server"] is False
 
 
 def test_the_check_keeps_every_paper_shape(configs) -> None:

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
+from equidyn import jobserver
 from equidyn.data.smoke import PlumePhysics
 from equidyn.data.smoke_datasets import build_level, frames_dataset
 from equidyn.runs import CHECKPOINTS, EARLY_CHECKPOINT, EARLY_EPOCH
@@ -132,12 +133,24 @@ def _same_numbers(a_dir, b_dir) -> tuple[dict, dict]:
     return ea, eb
 
 
-def test_a_killed_training_job_resumes_to_identical_numbers(level_store, tmp_path) -> None:
+@pytest.mark.parametrize("job_server", [False, True], ids=["own-process", "job-server"])
+def test_a_killed_training_job_resumes_to_identical_numbers(level_store, tmp_path, job_server, monkeypatch) -> None:
+    """Killed and resumed equals straight; also when the killed and resumed jobs are forked by the local job
+    server (equidyn.jobserver) and the straight one runs in its own process: the server changes no number."""
     settings = json.dumps(levels.run_settings(SETTINGS, {"model": "rsteer"}))
+    server = None
+    if job_server:
+        monkeypatch.setattr(jobserver, "PRELOAD", ("numpy", "torch", "xarray", "zarr", "escnn.nn"))
+        server = jobserver.start(sys.executable, str(tmp_path / "server.log"),
+                                 {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})  # fmt: skip
+        assert server is not None
 
-    def cli(run_dir, kill_after=None):
+    def cli(run_dir, kill_after=None, via_server=job_server):
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
         env.pop(KILL_ENV, None)
+        env.pop(jobserver.ENV, None)
+        if via_server:
+            env[jobserver.ENV] = server.path
         if kill_after is not None:
             env[KILL_ENV] = str(kill_after)
         return subprocess.run(
@@ -168,14 +181,19 @@ def test_a_killed_training_job_resumes_to_identical_numbers(level_store, tmp_pat
             text=True,
         )
 
-    killed = cli(tmp_path / "killed", kill_after=2)
-    assert killed.returncode == -9, killed.stderr  # SIGKILL, as a scheduler would
-    assert (tmp_path / "killed" / "state" / "last.pt").exists()
-    assert not (tmp_path / "killed" / "best.pt").exists()  # no declared output before the end
-    resumed = cli(tmp_path / "killed")
+    try:
+        killed = cli(tmp_path / "killed", kill_after=2)
+        # SIGKILL, as a scheduler would; through the server the client reports it as the shell does (128 + 9)
+        assert killed.returncode == (128 + 9 if job_server else -9), killed.stderr
+        assert (tmp_path / "killed" / "state" / "last.pt").exists()
+        assert not (tmp_path / "killed" / "best.pt").exists()  # no declared output before the end
+        resumed = cli(tmp_path / "killed")
+    finally:
+        if server is not None:
+            server.stop()
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stderr
-    straight = cli(tmp_path / "straight")
+    straight = cli(tmp_path / "straight", via_server=False)
     assert straight.returncode == 0, straight.stderr
     ea, eb = _same_numbers(tmp_path / "killed", tmp_path / "straight")
     assert ea["ee"] == eb["ee"]

@@ -374,6 +374,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:  # a job started by the shell: run it in the local job server if the workflow started one
+        from equidyn.jobserver import delegate
+
+        code = delegate(sys.argv[1:])
+        if code is not None:
+            return code
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

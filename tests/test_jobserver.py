@@ -1,0 +1,231 @@
+"""The local job server (equidyn.jobserver): a job forked from it is the same job, with the same exit status, and
+nothing it starts outlives its client or the workflow."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from equidyn import jobserver
+
+SRC = str(Path(jobserver.__file__).resolve().parents[1])
+
+# A server whose "jobs" are small probes of what a job sees and how it ends (no heavy imports: modules=()).
+SERVER = r"""
+import os, sys, time
+from equidyn.jobserver import serve
+
+def run(argv):
+    cmd = argv[0]
+    if cmd == "echo":
+        print("cwd", os.getcwd(), "X", os.environ.get("X"), "argv", argv[1:])
+        print("to stderr", file=sys.stderr)
+        return 3
+    if cmd == "exit":
+        sys.exit(int(argv[1]))
+    if cmd == "raise":
+        raise RuntimeError("boom in the job")
+    if cmd == "kill-self":
+        os.kill(os.getpid(), int(argv[1]))
+    if cmd == "sleep":
+        with open(argv[1], "w") as fh:
+            fh.write(str(os.getpid()))
+        time.sleep(120)
+        return 0
+    if cmd == "threads":
+        import torch
+        print("threads", torch.get_num_threads())
+        return 0
+    return 99
+
+serve(sys.argv[1], modules=tuple(sys.argv[2:]), run=run, parent=int(os.environ.get("PARENT", "0")))
+"""
+
+CLIENT = "import sys\nfrom equidyn.jobserver import delegate\nsys.exit(delegate(sys.argv[1:]))"
+
+
+def _env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), **extra}
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A probe server on a short socket path; yields (path, process)."""
+    path = os.path.join(f"/tmp/eq-js-{os.getpid()}-{tmp_path.name[-12:]}.sock")
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, path], env=_env(), stderr=subprocess.PIPE, text=True)
+    _wait_for(lambda: os.path.exists(path), what="the server's socket")
+    yield path, proc
+    if proc.poll() is None:
+        proc.terminate()
+        proc.wait(10)
+    assert not os.path.exists(path)  # the server removes its socket
+
+
+def _wait_for(condition, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not stat.exists() or stat.read_text().rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def client(path: str, *argv: str, cwd: Path | None = None, **env: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", CLIENT, *argv], cwd=cwd, env=_env(EQUIDYN_JOB_SERVER=path, **env),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def test_exit_status_follows_the_shell_convention() -> None:
+    assert jobserver.exit_status(0) == 0
+    assert jobserver.exit_status(5 << 8) == 5
+    assert jobserver.exit_status(signal.SIGKILL) == 128 + 9
+
+
+def test_without_a_server_the_job_runs_in_its_own_process(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv(jobserver.ENV, raising=False)
+    assert jobserver.delegate(["validate-config"]) is None
+    assert jobserver.delegate(["validate-config"], path=str(tmp_path / "nothing-listens")) is None
+
+
+def test_the_job_gets_the_clients_argv_cwd_environment_and_output(server, tmp_path) -> None:
+    path, _ = server
+    out = client(path, "echo", "a b", "--c", cwd=tmp_path, X="42")
+    stdout, stderr = out.communicate(timeout=60)
+    assert out.returncode == 3
+    assert stdout.strip() == f"cwd {tmp_path} X 42 argv ['a b', '--c']"
+    assert stderr.splitlines()[0] == "to stderr"
+    assert "the job's peak RSS was" in stderr.splitlines()[-1]  # logged for the job, not its client
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "stderr"),
+    [(("exit", "7"), 7, ""), (("raise",), 1, "RuntimeError: boom in the job"), (("kill-self", "9"), 137, ""),
+     (("kill-self", "15"), 143, ""), (("unknown",), 99, "")],
+)  # fmt: skip
+def test_the_client_exits_with_the_jobs_status(server, argv, code, stderr) -> None:
+    out = client(server[0], *argv)
+    _, err = out.communicate(timeout=60)
+    assert out.returncode == code
+    assert stderr in err
+
+
+def test_torch_threads_come_from_the_jobs_environment(tmp_path) -> None:
+    path = f"/tmp/eq-js-threads-{os.getpid()}.sock"
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, path, "torch"], env=_env())
+    try:
+        _wait_for(lambda: os.path.exists(path), what="the server's socket")
+        for n in ("1", "2"):
+            out = client(path, "threads", OMP_NUM_THREADS=n)
+            assert out.communicate(timeout=120)[0].strip() == f"threads {n}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_a_signal_to_the_client_reaches_the_job(server, tmp_path) -> None:
+    pidfile = tmp_path / "pid"
+    out = client(server[0], "sleep", str(pidfile))
+    _wait_for(lambda: pidfile.exists() and pidfile.read_text(), what="the job to start")
+    job = int(pidfile.read_text())
+    out.send_signal(signal.SIGTERM)  # what Snakemake sends a job it cancels
+    out.communicate(timeout=30)
+    assert out.returncode == 128 + signal.SIGTERM
+    _wait_for(lambda: not _alive(job), what="the job to end")
+
+
+def test_a_killed_client_takes_its_job_with_it(server, tmp_path) -> None:
+    pidfile = tmp_path / "pid"
+    out = client(server[0], "sleep", str(pidfile))
+    _wait_for(lambda: pidfile.exists() and pidfile.read_text(), what="the job to start")
+    job = int(pidfile.read_text())
+    out.kill()
+    out.wait()
+    _wait_for(lambda: not _alive(job), what="the job to be killed")
+    again = client(server[0], "exit", "0")  # and the server carries on
+    again.communicate(timeout=60)
+    assert again.returncode == 0
+
+
+def test_a_stopped_server_fails_the_running_job_and_kills_it(server, tmp_path) -> None:
+    path, proc = server
+    pidfile = tmp_path / "pid"
+    out = client(path, "sleep", str(pidfile))
+    _wait_for(lambda: pidfile.exists() and pidfile.read_text(), what="the job to start")
+    job = int(pidfile.read_text())
+    proc.terminate()
+    proc.wait(30)
+    _, err = out.communicate(timeout=30)
+    assert out.returncode == 1 and "stopped before the job finished" in err
+    assert not _alive(job)
+
+
+def test_the_server_stops_when_the_workflow_is_gone(tmp_path) -> None:
+    path = f"/tmp/eq-js-parent-{os.getpid()}.sock"
+    workflow = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, path], env=_env(PARENT=str(workflow.pid)))
+    try:
+        _wait_for(lambda: os.path.exists(path), what="the server's socket")
+        pidfile = tmp_path / "pid"
+        out = client(path, "sleep", str(pidfile))
+        _wait_for(lambda: pidfile.exists() and pidfile.read_text(), what="the job to start")
+        job = int(pidfile.read_text())
+        workflow.kill()
+        workflow.wait()
+        proc.wait(30)
+        assert not os.path.exists(path)
+        _wait_for(lambda: not _alive(job), what="the job to be killed")
+        out.communicate(timeout=30)
+        assert out.returncode == 1
+    finally:
+        for p in (workflow, proc):
+            if p.poll() is None:
+                p.kill()
+
+
+def test_start_exports_the_socket_and_stop_removes_it(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv(jobserver.ENV, raising=False)
+    monkeypatch.setattr(jobserver, "PRELOAD", ())
+    handle = jobserver.start(sys.executable, str(tmp_path / "log" / "server.log"), _env())
+    assert handle is not None
+    try:
+        assert os.environ[jobserver.ENV] == handle.path and os.path.exists(handle.path)
+        out = subprocess.run(
+            [sys.executable, "-m", "equidyn.cli", "validate-config", "/nonexistent.yaml"], env=_env(),
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert out.returncode == 1 and "/nonexistent.yaml" in out.stderr  # the real CLI, run by the server
+    finally:
+        handle.stop()
+    assert jobserver.ENV not in os.environ and not os.path.exists(handle.directory)
+    handle.stop()  # idempotent: onsuccess/onerror and atexit may both call it
+
+
+def test_start_gives_up_cleanly_when_the_server_cannot_start(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv(jobserver.ENV, raising=False)
+    assert jobserver.start("/bin/false", str(tmp_path / "server.log")) is None
+    assert jobserver.ENV not in os.environ
+
+
+@pytest.mark.parametrize(
+    ("local_exec", "deployment", "enabled"),
+    [(False, set(), True), (True, {"conda"}, True), (True, set(), False)],
+)
+def test_no_server_on_a_cluster_under_conda_or_when_disabled(tmp_path, local_exec, deployment, enabled) -> None:
+    wf = SimpleNamespace(local_exec=local_exec, deployment_settings=SimpleNamespace(deployment_method=deployment))
+    assert jobserver.start_for_workflow(wf, enabled=enabled, src=SRC, log=str(tmp_path / "log")) is None
