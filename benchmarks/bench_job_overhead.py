@@ -1,6 +1,6 @@
 """A job's fixed cost: process start to its first training step, and to its first measure step, vs ``import torch``.
 
-    .venv/bin/python benchmarks/bench_job_overhead.py [--repeats 5] [--quick] [--importtime]
+    .venv/bin/python benchmarks/bench_job_overhead.py [--repeats 5] [--quick] [--importtime] [--job-server]
 
 Every Snakemake job is a fresh ``python -m equidyn.cli ...`` process, so what it spends before its first step
 (interpreter start, imports, reading the store, sizing and building the model) is paid again by each of the
@@ -19,8 +19,11 @@ module-forward hook and wraps ``Tensor.backward``, prints a time stamp when each
 (a hook on ``torch.optim`` would miss equidyn's own Adam, training/optim.py). The
 launcher imports torch before the CLI does, which moves that import earlier but adds nothing, since every job
 imports torch. Rounds are interleaved (one of each job per round) so a machine that slows down mid-run slows
-every row alike; the table gives medians over rounds. ``--importtime`` adds ``-X importtime`` to each job and
-prints the ten slowest top-level imports of each, which is how the cuts in docs/benchmarks.md were found.
+every row alike; the table gives medians over rounds. ``--job-server`` adds each job once more as a client of a
+local job server (src/equidyn/jobserver.py, what a local workflow run uses), timed from the client's start; the
+server (started before the rounds, as Snakemake's ``onstart`` does) carries the same hooks. ``--importtime``
+adds ``-X importtime`` to each job and prints the ten slowest top-level imports of each, which is how the cuts in
+docs/benchmarks.md were found.
 """
 
 from __future__ import annotations
