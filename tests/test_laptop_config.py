@@ -76,3 +76,22 @@ def test_laptop_dry_run_plans_every_part():
         assert stats.get(f"{study}_train", 0) == expected, study
     assert stats["baseline_levels"] == len(laptop["levels"]["levels"])
     assert stats["convergence_study"] == len(laptop["studies"])
+
+
+@pytest.mark.parametrize("name", ["demo", "laptop"])
+def test_no_local_job_asks_for_the_papers_memory(name):
+    """The paper's per-model requests (79 GB for the 64³ O_h GCNN) must not reach a laptop's jobs: mappings merge,
+    so a local config restates them; otherwise `--resources mem_mb=…` on a laptop would refuse its 3-D jobs."""
+    from types import SimpleNamespace
+
+    from equidyn.workflow import Workflow
+
+    config = validate_config(load_config([ROOT / "config" / "config.yaml", ROOT / "config" / f"{name}.yaml"]))
+    ceiling = max(c["mem_mb"] for k, c in config["resources"].items() if k != "by_model")
+    wf = Workflow(config)
+    for study in ("levels", "rotation", "superres"):
+        for entry in config[study]["models"]:
+            for kind in ("train", "analysis"):
+                request = wf.model_res(kind, "mem_mb")
+                value = request(SimpleNamespace(model=entry["name"])) if callable(request) else request
+                assert value <= ceiling, (name, study, entry["name"], kind, value)
