@@ -249,3 +249,34 @@ def test_training_by_level_gives_some_levels_more_epochs_and_leaves_the_others()
     assert at["3"]["training"]["epochs"] == at[6]["training"]["epochs"] == 9
     assert at[0] == levels.run_settings(SETTINGS, {"model": "convnet", "level": 0})  # unchanged: no rerun
     assert at["3"]["training"]["batch_size"] == SETTINGS["training"]["batch_size"]
+
+
+def test_a_resumed_run_continues_the_random_draws_of_its_regulariser(tmp_path) -> None:
+    """The tutorial's equivariance penalty draws its group elements from torch's global generator. A run resumed
+    (here: extended, the same code path) must continue that stream, not restart it from the seed: the laptop
+    study's one extended penalty run differed from a straight run from its first new epoch on, before the fix."""
+    from equidyn.models.base import ModelSpec
+    from equidyn.symmetry import FieldLayout
+    from equidyn.training import trainer
+    from equidyn.training.tasks import PairTask
+
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(24, 3, 8, 8, generator=gen), torch.randn(24, 3, 8, 8, generator=gen)
+    layouts = {
+        "in_layout": FieldLayout.parse("1 vector + 1 scalar"),
+        "out_layout": FieldLayout.parse("1 sign + 1 vector"),
+    }
+    spec = ModelSpec(name="closure_cnn_penalty", hidden=4, layers=3, grid=(8, 8), **layouts)
+
+    def run(run_dir, epochs):
+        task = PairTask({s: x for s in ("train", "valid", "test")}, {s: y for s in ("train", "valid", "test")}, 1.0)
+        settings = trainer.TrainSettings(epochs=epochs, batch_size=8, patience=99, device="cpu")
+        torch.manual_seed(12345)  # whatever the process did before: the run must not depend on it
+        return trainer.train(task, spec, settings, run_dir, seed=2, alpha=0.1)
+
+    run(tmp_path / "extended", 3)
+    run(tmp_path / "extended", 5)
+    run(tmp_path / "straight", 5)
+    a = pd.read_csv(tmp_path / "extended" / "history.csv").drop(columns="seconds")
+    b = pd.read_csv(tmp_path / "straight" / "history.csv").drop(columns="seconds")
+    pd.testing.assert_frame_equal(a, b, check_exact=True)

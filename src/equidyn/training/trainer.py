@@ -5,11 +5,12 @@ Guarantees (each tested):
 * **Seeded.** The initialisation comes from ``seed``; the shuffling of epoch ``e`` from a generator seeded by
   ``(seed, e)``, so nothing depends on how many epochs ran in this process — which is what makes resuming exact.
   ``seed = 0`` is a seed like any other (the published code treated it as "unseeded").
-* **Resumable.** After every epoch the full state (model, optimiser, scheduler, history, best-so-far) is written
-  atomically to ``state/last.pt``. A killed job that is rerun continues from there and ends with the same numbers
-  as an uninterrupted run. The declared outputs (``best.pt``, ``epoch3.pt``, ``history.csv``, ``train.json``) are
-  written only at the end, so Snakemake never sees a partial result, and deleting incomplete outputs never loses
-  the saved state.
+* **Resumable.** After every epoch the full state (model, optimiser, scheduler, history, best-so-far, and torch's
+  global random state, from which a regulariser may draw: the tutorial's equivariance penalty draws its group
+  elements there) is written atomically to ``state/last.pt``. A killed job that is rerun continues from there and
+  ends with the same numbers as an uninterrupted run. The declared outputs (``best.pt``, ``epoch3.pt``,
+  ``history.csv``, ``train.json``) are written only at the end, so Snakemake never sees a partial result, and
+  deleting incomplete outputs never loses the saved state.
 * **Extendable.** ``epochs`` is not part of a run's identity: raising it continues a finished run from its saved
   state and ends with the numbers of an uninterrupted run of the new length (the lr schedule, the shuffling and
   early stopping depend on the epoch index only), so a user whose curves have not flattened pays only for the new
@@ -131,6 +132,29 @@ def _prepare_device(device: torch.device, amp: bool) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
+def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
+    """torch's global random state after an epoch: what the next epoch's global draws continue from."""
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _restore_rng_state(state: dict[str, torch.Tensor] | None, device: torch.device, last: Path, epoch: int) -> None:
+    """Continue the global random stream where the saved run left it (not where re-seeding and building put it)."""
+    if state is None:
+        log.warning(
+            "%s was saved before the random state was kept: a regulariser's random draws after epoch %d differ "
+            "from an uninterrupted run's",
+            last,
+            epoch,
+        )
+        return
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
 def _peak_memory_mb(device: torch.device) -> float | None:
     return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
 
@@ -201,6 +225,7 @@ def train(
             state["epoch"],
             state["stale"],
         )
+        _restore_rng_state(state.get("rng"), device, last, epoch)
         if epoch > settings.epochs:
             raise RuntimeError(
                 f"{last} has trained {epoch} epochs, more than the configured {settings.epochs}; "
@@ -284,6 +309,7 @@ def train(
                 "best_epoch": best_epoch,
                 "epoch": epoch,
                 "stale": stale,
+                "rng": _rng_state(device),
             },
         )
         if os.environ.get(KILL_ENV) == str(epoch):
