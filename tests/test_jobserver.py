@@ -200,7 +200,6 @@ def test_the_server_stops_when_the_workflow_is_gone(tmp_path) -> None:
 
 def test_start_exports_the_socket_and_stop_removes_it(tmp_path, monkeypatch) -> None:
     monkeypatch.delenv(jobserver.ENV, raising=False)
-    monkeypatch.setattr(jobserver, "PRELOAD", ())
     handle = jobserver.start(sys.executable, str(tmp_path / "log" / "server.log"), _env())
     assert handle is not None
     try:

@@ -134,13 +134,12 @@ def _same_numbers(a_dir, b_dir) -> tuple[dict, dict]:
 
 
 @pytest.mark.parametrize("job_server", [False, True], ids=["own-process", "job-server"])
-def test_a_killed_training_job_resumes_to_identical_numbers(level_store, tmp_path, job_server, monkeypatch) -> None:
+def test_a_killed_training_job_resumes_to_identical_numbers(level_store, tmp_path, job_server) -> None:
     """Killed and resumed equals straight; also when the killed and resumed jobs are forked by the local job
     server (equidyn.jobserver) and the straight one runs in its own process: the server changes no number."""
     settings = json.dumps(levels.run_settings(SETTINGS, {"model": "rsteer"}))
     server = None
     if job_server:
-        monkeypatch.setattr(jobserver, "PRELOAD", ("numpy", "torch", "xarray", "zarr", "escnn.nn"))
         server = jobserver.start(sys.executable, str(tmp_path / "server.log"),
                                  {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})  # fmt: skip
         assert server is not None
