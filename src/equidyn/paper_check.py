@@ -24,6 +24,7 @@ import argparse
 import csv
 import math
 import sys
+from collections.abc import Callable, Hashable
 from pathlib import Path
 
 MEASURES = ("lie", "sharpness", "hessian")
@@ -134,18 +135,32 @@ def _peak(row: dict[str, object]) -> float:
     return float(row.get("estimate_mb", row["max_rss_mb"]))  # type: ignore[arg-type]
 
 
+def _largest(
+    rows: list[dict[str, object]], group: Callable[[dict[str, object], float], Hashable | None], margin: float
+) -> dict[Hashable, dict[str, object]]:
+    """Per ``group(row, peak)`` (``None``: left out): the largest peak, its job, and ``mem_mb`` = peak × margin
+    rounded up to 1000 MB. Rows without a peak are left out."""
+    out: dict[Hashable, dict[str, object]] = {}
+    for row in rows:
+        peak = _peak(row)
+        key = None if math.isnan(peak) else group(row, peak)
+        if key is not None and (key not in out or peak > float(out[key]["peak_mb"])):  # type: ignore[arg-type]
+            out[key] = {"peak_mb": peak, "job": row["job"], "mem_mb": _mem_mb(peak, margin)}
+    return out
+
+
 def model_requests(
     rows: list[dict[str, object]], margin: float = 1.5, above_mb: float = OWN_REQUEST_ABOVE_MB
 ) -> dict[str, dict[str, dict[str, object]]]:
     """``{model: {class: {peak_mb, job, mem_mb}}}`` for every run job class in which a model needs > ``above_mb``."""
+
+    def model_class(row: dict[str, object], peak: float) -> tuple[str, str] | None:
+        key = _study_model(str(row["job"]))
+        return (key[1], str(row["class"])) if key is not None and peak > above_mb else None
+
     out: dict[str, dict[str, dict[str, object]]] = {}
-    for row in rows:
-        key, peak = _study_model(str(row["job"])), _peak(row)
-        if key is None or math.isnan(peak) or peak <= above_mb:
-            continue
-        best = out.setdefault(key[1], {}).get(str(row["class"]))
-        if best is None or peak > float(best["peak_mb"]):  # type: ignore[arg-type]
-            out[key[1]][str(row["class"])] = {"peak_mb": peak, "job": row["job"], "mem_mb": _mem_mb(peak, margin)}
+    for (model, kind), values in _largest(rows, model_class, margin).items():  # type: ignore[misc]
+        out.setdefault(model, {})[kind] = values
     return out
 
 
@@ -154,18 +169,12 @@ def suggested_requests(
 ) -> dict[str, dict[str, float]]:
     """Per class: the largest peak (estimated where a row has ``estimate_mb``) of the jobs without a request of
     their own (``own``, from :func:`model_requests`), its job, and ``mem_mb`` = peak × margin rounded up to 1000 MB."""
-    out: dict[str, dict[str, float]] = {}
-    for row in rows:
-        rss = _peak(row)
+
+    def own_class(row: dict[str, object], _peak_mb: float) -> str | None:
         key = _study_model(str(row["job"]))
-        if math.isnan(rss) or (own and key and str(row["class"]) in own.get(key[1], {})):
-            continue
-        best = out.get(str(row["class"]))
-        if best is None or rss > best["peak_mb"]:
-            out[str(row["class"])] = {"peak_mb": rss, "job": row["job"]}  # type: ignore[dict-item]
-    for values in out.values():
-        values["mem_mb"] = _mem_mb(values["peak_mb"], margin)
-    return out
+        return None if own and key and str(row["class"]) in own.get(key[1], {}) else str(row["class"])
+
+    return _largest(rows, own_class, margin)  # type: ignore[return-value]
 
 
 def markdown(
