@@ -60,18 +60,18 @@ def server(tmp_path):
     """A probe server on a short socket path; yields (path, process)."""
     path = os.path.join(f"/tmp/eq-js-{os.getpid()}-{tmp_path.name[-12:]}.sock")
     proc = subprocess.Popen([sys.executable, "-c", SERVER, path], env=_env(), stderr=subprocess.PIPE, text=True)
-    _wait_for(lambda: os.path.exists(path), what="the server's socket")
+    _wait_for(lambda: os.path.exists(path))
     yield path, proc
     if proc.poll() is None:
         proc.terminate()
-        proc.wait(10)
+        proc.wait()
     assert not os.path.exists(path)  # the server removes its socket
 
 
-def _wait_for(condition, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
+def _wait_for(condition) -> None:
+    """Poll until ``condition()`` holds. No clock: machine speed varies 2x, and pytest-timeout (pyproject) is the
+    hang guard of every fast test."""
     while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.02)
 
 
@@ -106,7 +106,7 @@ def test_without_a_server_the_job_runs_in_its_own_process(tmp_path, monkeypatch)
 def test_the_job_gets_the_clients_argv_cwd_environment_and_output(server, tmp_path) -> None:
     path, _ = server
     out = client(path, "echo", "a b", "--c", cwd=tmp_path, X="42")
-    stdout, stderr = out.communicate(timeout=60)
+    stdout, stderr = out.communicate()
     assert out.returncode == 3
     assert stdout.strip() == f"cwd {tmp_path} X 42 argv ['a b', '--c']"
     assert stderr.splitlines()[0] == "to stderr"
@@ -120,7 +120,7 @@ def test_the_job_gets_the_clients_argv_cwd_environment_and_output(server, tmp_pa
 )  # fmt: skip
 def test_the_client_exits_with_the_jobs_status(server, argv, code, stderr) -> None:
     out = client(server[0], *argv)
-    _, err = out.communicate(timeout=60)
+    _, err = out.communicate()
     assert out.returncode == code
     assert stderr in err
 
@@ -129,36 +129,36 @@ def test_torch_threads_come_from_the_jobs_environment(tmp_path) -> None:
     path = f"/tmp/eq-js-threads-{os.getpid()}.sock"
     proc = subprocess.Popen([sys.executable, "-c", SERVER, path, "torch"], env=_env())
     try:
-        _wait_for(lambda: os.path.exists(path), what="the server's socket")
+        _wait_for(lambda: os.path.exists(path))
         for n in ("1", "2"):
             out = client(path, "threads", OMP_NUM_THREADS=n)
-            assert out.communicate(timeout=120)[0].strip() == f"threads {n}"
+            assert out.communicate()[0].strip() == f"threads {n}"
     finally:
         proc.terminate()
-        proc.wait(10)
+        proc.wait()
 
 
 def test_a_signal_to_the_client_reaches_the_job(server, tmp_path) -> None:
     pidfile = tmp_path / "pid"
     out = client(server[0], "sleep", str(pidfile))
-    _wait_for(lambda: pidfile.exists() and pidfile.read_text(), what="the job to start")
+    _wait_for(lambda: pidfile.exists() and pidfile.read_text())
     job = int(pidfile.read_text())
     out.send_signal(signal.SIGTERM)  # what Snakemake sends a job it cancels
-    out.communicate(timeout=30)
+    out.communicate()
     assert out.returncode == 128 + signal.SIGTERM
-    _wait_for(lambda: not _alive(job), what="the job to end")
+    _wait_for(lambda: not _alive(job))
 
 
 def test_a_killed_client_takes_its_job_with_it(server, tmp_path) -> None:
     pidfile = tmp_path / "pid"
     out = client(server[0], "sleep", str(pidfile))
-    _wait_for(lambda: pidfile.exists() and pidfile.read_text(), what="the job to start")
+    _wait_for(lambda: pidfile.exists() and pidfile.read_text())
     job = int(pidfile.read_text())
     out.kill()
     out.wait()
-    _wait_for(lambda: not _alive(job), what="the job to be killed")
+    _wait_for(lambda: not _alive(job))
     again = client(server[0], "exit", "0")  # and the server carries on
-    again.communicate(timeout=60)
+    again.communicate()
     assert again.returncode == 0
 
 
@@ -166,11 +166,11 @@ def test_a_stopped_server_fails_the_running_job_and_kills_it(server, tmp_path) -
     path, proc = server
     pidfile = tmp_path / "pid"
     out = client(path, "sleep", str(pidfile))
-    _wait_for(lambda: pidfile.exists() and pidfile.read_text(), what="the job to start")
+    _wait_for(lambda: pidfile.exists() and pidfile.read_text())
     job = int(pidfile.read_text())
     proc.terminate()
-    proc.wait(30)
-    _, err = out.communicate(timeout=30)
+    proc.wait()
+    _, err = out.communicate()
     assert out.returncode == 1 and "stopped before the job finished" in err
     assert not _alive(job)
 
@@ -180,17 +180,17 @@ def test_the_server_stops_when_the_workflow_is_gone(tmp_path) -> None:
     workflow = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     proc = subprocess.Popen([sys.executable, "-c", SERVER, path], env=_env(PARENT=str(workflow.pid)))
     try:
-        _wait_for(lambda: os.path.exists(path), what="the server's socket")
+        _wait_for(lambda: os.path.exists(path))
         pidfile = tmp_path / "pid"
         out = client(path, "sleep", str(pidfile))
-        _wait_for(lambda: pidfile.exists() and pidfile.read_text(), what="the job to start")
+        _wait_for(lambda: pidfile.exists() and pidfile.read_text())
         job = int(pidfile.read_text())
         workflow.kill()
         workflow.wait()
-        proc.wait(30)
+        proc.wait()
         assert not os.path.exists(path)
-        _wait_for(lambda: not _alive(job), what="the job to be killed")
-        out.communicate(timeout=30)
+        _wait_for(lambda: not _alive(job))
+        out.communicate()
         assert out.returncode == 1
     finally:
         for p in (workflow, proc):
@@ -206,7 +206,7 @@ def test_start_exports_the_socket_and_stop_removes_it(tmp_path, monkeypatch) -> 
         assert os.environ[jobserver.ENV] == handle.path and os.path.exists(handle.path)
         out = subprocess.run(
             [sys.executable, "-m", "equidyn.cli", "validate-config", "/nonexistent.yaml"], env=_env(),
-            capture_output=True, text=True, timeout=120,
+            capture_output=True, text=True,
         )  # fmt: skip
         assert out.returncode == 1 and "/nonexistent.yaml" in out.stderr  # the real CLI, run by the server
     finally:
