@@ -32,9 +32,23 @@ def generate_base(settings: dict[str, Any], out: str | os.PathLike) -> str:
     return generate_base(PlumePhysics.from_dict(settings["physics"]), BasePlumes.from_dict(settings["base"]), out)
 
 
-def build_level(settings: dict[str, Any], base: str | os.PathLike, level: int, out: str | os.PathLike) -> str:
-    from ..data.smoke_datasets import build_level
+def protocol(section: dict[str, Any]) -> str:
+    """``time`` (the published protocol: one plume group per level, split in time) or ``heldout``."""
+    return str(section.get("protocol", "time"))
 
+
+def level_data_settings(section: dict[str, Any]) -> dict[str, Any]:
+    """What a level store depends on besides the base plumes: the frame splits, or the held-out plume groups."""
+    if protocol(section) == "heldout":
+        return {"protocol": "heldout", "heldout": section["heldout"]}
+    return {"splits": section["splits"]}
+
+
+def build_level(settings: dict[str, Any], base: str | os.PathLike, level: int, out: str | os.PathLike) -> str:
+    from ..data.smoke_datasets import build_heldout_level, build_level
+
+    if settings.get("protocol", "time") == "heldout":
+        return build_heldout_level(base, level, settings["heldout"], out)
     return build_level(base, level, settings["splits"], out)
 
 
@@ -56,33 +70,56 @@ def data_ee(store: str | os.PathLike, out: str | os.PathLike, frames: list[int] 
     return value
 
 
-def windows(n_sims: int, frame_range: tuple[int, int], length: int):
-    """All ``(sim, start)`` whose ``length`` frames lie inside ``[lo, hi)``, as a ``(n, 2)`` long tensor."""
+def windows(n_sims: int | list[int], frame_range: tuple[int, int], length: int):
+    """All ``(sim, start)`` whose ``length`` frames lie inside ``[lo, hi)``, as a ``(n, 2)`` long tensor;
+    ``n_sims`` is a count (simulations ``0 … n-1``) or the list of simulations."""
     import torch
 
     lo, hi = frame_range
     starts = torch.arange(lo, hi - length + 1)
-    sims = torch.arange(n_sims)
-    return torch.cartesian_prod(sims, starts) if len(starts) else torch.empty(0, 2, dtype=torch.long)
+    sims = torch.arange(n_sims) if isinstance(n_sims, int) else torch.as_tensor(list(n_sims), dtype=torch.long)
+    if not len(starts) or not len(sims):
+        return torch.empty(0, 2, dtype=torch.long)
+    return torch.cartesian_prod(sims, starts)
 
 
 def make_task(settings: dict[str, Any], store: str | os.PathLike):
     """The forecasting task on one level store, normalised by the store's train rms speed."""
     import torch
 
-    from ..data.smoke_datasets import level_splits
+    from ..data.smoke_datasets import heldout_split_sims, level_protocol, level_splits
     from ..store import open_store
     from ..training.tasks import ForecastTask
 
     ds = open_store(store)
     scale = float(ds.attrs["norm_scale"])
     frames = torch.from_numpy(ds.velocity.values) / scale
-    splits = level_splits(ds)
     n_in = int(settings["input_frames"])
     steps = {split: int(settings["rollout"][split]) for split in ("train", "valid", "test")}
-    wins = {split: windows(frames.shape[0], tuple(splits[split]), n_in + steps[split]) for split in steps}
-    task = ForecastTask(frames=frames, windows=wins, input_frames=n_in, steps=steps, scale=scale)
+    if level_protocol(ds) == "heldout":
+        # whole plume groups per split, every stored frame: the test plumes are unseen, not later in time
+        sims = heldout_split_sims(ds)
+        every = (0, frames.shape[1])
+        wins = {split: windows(sims[split], every, n_in + steps[split]) for split in steps}
+    else:
+        splits = level_splits(ds)
+        wins = {split: windows(frames.shape[0], tuple(splits[split]), n_in + steps[split]) for split in steps}
+    task = ForecastTask(
+        frames=frames, windows=wins, input_frames=n_in, steps=steps, scale=scale, augment=_augmentation(settings)
+    )
     return task, ds
+
+
+def _augmentation(settings: dict[str, Any]):
+    """Random C4 rotations of every training window for a model entry with ``augment: true`` (the "equivariance
+    learned from data" arm), through the one group action; ``None`` otherwise."""
+    if not settings.get("model", {}).get("augment", False):
+        return None
+    from ..symmetry import C4, FieldLayout
+    from ..training.tasks import C4Augmentation
+
+    n_in = int(settings["input_frames"])
+    return C4Augmentation(C4(), FieldLayout.parse(f"{n_in} vector"), FieldLayout.parse("1 vector"))
 
 
 RUN_KEYS = ("physics", "base", "splits", "input_frames", "rollout", "training", "evaluation")
@@ -100,7 +137,11 @@ def run_settings(section: dict[str, Any], run: Run) -> dict[str, Any]:
     not change — and rerun — the jobs that already exist; its hash is the run's ``config_sha``.
     """
     entry = {k: v for k, v in common.model_entry(section["models"], run["model"]).items() if k != "alphas"}
-    settings = {**{k: section[k] for k in RUN_KEYS}, "model": entry}
+    keys = [k for k in RUN_KEYS if not (k == "splits" and protocol(section) == "heldout")]
+    settings = {**{k: section[k] for k in keys}, "model": entry}
+    if protocol(section) == "heldout":
+        # only then: the published protocol's settings (and so its runs' config_sha) stay as they were
+        settings.update(level_data_settings(section))
     # ``training_by_level``: the levels with more symmetry breaking fit a harder map and may need more epochs to
     # flatten; only those runs' settings (and jobs) change, so a measured level-0 run is not retrained
     for longer in section.get("training_by_level", []):
@@ -122,8 +163,8 @@ def train_run(
     """Train one run; ``settings`` is :func:`run_settings` of the study config."""
     from ..training.trainer import TrainSettings, train
 
-    if settings["model"]["name"] != model:
-        raise ValueError(f"settings are for model {settings['model']['name']!r}, not {model!r}")
+    if common.model_label(settings["model"]) != model:
+        raise ValueError(f"settings are for model {common.model_label(settings['model'])!r}, not {model!r}")
     task, ds = make_task(settings, store)
     n = int(ds.sizes["x"])
     spec = common.model_spec(settings["model"], f"{settings['input_frames']} vector", "1 vector", (n, n), "C4")
@@ -171,6 +212,10 @@ def levels_table(eval_files: list[str], data_table_path: str | os.PathLike, out:
                 "test_mae": r["scores"]["test"]["mae"],
                 "ee": r["ee"],
                 "ee_rel": r["ee_rel"],
+                "flops_per_sample": r.get("flops_per_sample", float("nan")),
+                # the collapse diagnostic: learned correction / needed correction, and skill against the skip
+                "correction_ratio": r.get("correction", {}).get("test", {}).get("correction_ratio", float("nan")),
+                "skill_vs_skip": r.get("correction", {}).get("test", {}).get("skill_vs_skip", float("nan")),
                 **{k: r[k] for k in LINEAGE_COLUMNS},
             }
         )
@@ -189,6 +234,9 @@ def levels_table(eval_files: list[str], data_table_path: str | os.PathLike, out:
         "test_mae",
         "ee",
         "ee_rel",
+        "flops_per_sample",
+        "correction_ratio",
+        "skill_vs_skip",
         "data_ee",
         *LINEAGE_COLUMNS,
     ]
@@ -217,9 +265,20 @@ def summary_table(levels_csv: str | os.PathLike, out: str | os.PathLike, baselin
         data_sha=("data_sha", joined),
     )
     summary = summary.join(ci_columns(grouped.test_rmse, "test_rmse")).join(ci_columns(grouped.ee, "ee"))
+    extra: list[str] = []
+    if "skill_vs_skip" in df and df["skill_vs_skip"].notna().any():
+        # skill against the model's own skip (linear extrapolation for residual: linear) with its seed CI, and
+        # the mean correction ratio: whether a run learned, and how much (issue 20)
+        summary = summary.join(ci_columns(grouped.skill_vs_skip, "skill_vs_skip"))
+        summary = summary.join(grouped.agg(correction_ratio_mean=("correction_ratio", "mean")))
+        extra = [f"skill_vs_skip_{s}" for s in ("mean", "ci_low", "ci_high")] + ["correction_ratio_mean"]
+    if "flops_per_sample" in df:
+        summary = summary.join(grouped.agg(flops_per_sample=("flops_per_sample", "first")))
+        extra.append("flops_per_sample")
     summary = summary.reset_index()
     cols = ["model", "alpha", "level", "checkpoint", "params", "n_seeds"]
     cols += [f"{v}_{s}" for v in ("test_rmse", "ee") for s in ("mean", "ci_low", "ci_high")]
+    cols += extra
     summary = summary[[*cols, "data_ee", *LINEAGE_COLUMNS]]
     if baselines:
         from .baselines import join_levels
