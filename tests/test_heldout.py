@@ -275,3 +275,35 @@ def test_heldout_run_settings_keep_the_published_protocols_identity() -> None:
     without_splits = {k: v for k, v in section.items() if k != "splits"}
     heldout = levels.run_settings({**without_splits, "protocol": "heldout", "heldout": GROUPS}, run)
     assert "splits" not in heldout and heldout["heldout"] == GROUPS and heldout["protocol"] == "heldout"
+
+
+def test_lambda_max_vs_skill_figure_plots_one_point_per_measured_run(tmp_path) -> None:
+    import pandas as pd
+
+    from equidyn.figures.dynamics import lambda_max_vs_skill
+
+    rows = []
+    for model, alpha in (("e2cnn", 0.0), ("rsteer", 0.01), ("rsteer_tied", 0.0)):
+        for seed in range(4):
+            rows.append(
+                {
+                    "study": "levels",
+                    "model": model,
+                    "alpha": alpha,
+                    "level": 0,
+                    "seed": seed,
+                    "checkpoint": "best",
+                    "skill_vs_skip": 0.5 + 0.1 * seed,
+                    "hessian_lambda_max": 1.0 + seed,
+                    "config_sha": "c",
+                    "git_rev": "g",
+                    "data_sha": "d",
+                }
+            )
+    rows.append({**rows[0], "checkpoint": "epoch3"})  # not plotted
+    pd.DataFrame(rows).to_csv(tmp_path / "dynamics.csv", index=False)
+    lambda_max_vs_skill(tmp_path / "dynamics.csv", tmp_path / "fig.pdf")
+    assert (tmp_path / "fig.pdf").stat().st_size > 0 and (tmp_path / "fig.png").exists()
+    pd.DataFrame(rows).drop(columns=["skill_vs_skip"]).to_csv(tmp_path / "old.csv", index=False)
+    with pytest.raises(ValueError, match="lacks \\['skill_vs_skip'\\]"):
+        lambda_max_vs_skill(tmp_path / "old.csv", tmp_path / "old.pdf")

@@ -295,6 +295,11 @@ COMMANDS: dict[str, tuple[str, list[Arg], str]] = {
         [_a("--dynamics-csv", required=True), OUT],
         "figures/sharpness.pdf",
     ),
+    "figure-lambda-max-vs-skill": (
+        "equidyn.figures.dynamics:lambda_max_vs_skill",
+        [_a("--dynamics-csv", required=True), OUT],
+        "figures/lambda_max_vs_skill.pdf",
+    ),
     "figure-ee-vs-data-ee": (
         "equidyn.figures.levels:ee_vs_data_ee",
         [_a("--levels-csv", required=True), _a("--data-csv", required=True), OUT],

@@ -269,3 +269,47 @@ def sharpness(dynamics_csv: str | os.PathLike, out: str | os.PathLike) -> None:
         fontsize=7,
     )
     style.save(fig, out, style.lineage_footer(df, "tables/dynamics.csv"))
+
+
+def lambda_max_vs_skill(dynamics_csv: str | os.PathLike, out: str | os.PathLike) -> None:
+    """λ_max of each measured level run's best checkpoint against its test skill over its own skip (one point per
+    run, one colour per arm), with the Spearman correlation per arm in the legend.
+
+    Why (issue 20): a run whose learned correction collapsed onto its skip is trivially "flat"; if λ_max rises
+    with skill within an arm, a flatness difference between arms means something only where they learned
+    comparable corrections. The x axis says which runs those are.
+    """
+    from scipy.stats import spearmanr
+
+    df = pd.read_csv(dynamics_csv)
+    need = {"skill_vs_skip", "hessian_lambda_max"}
+    if not need <= set(df.columns):
+        raise ValueError(f"{dynamics_csv} lacks {sorted(need - set(df.columns))}: no run to plot")
+    df = df[(df.study == "levels") & (df.checkpoint == BEST_CHECKPOINT)].dropna(subset=sorted(need))
+    if df.empty:
+        raise ValueError(f"{dynamics_csv} has no measured best checkpoint of the level study with a skill")
+    levels_present = sorted(set(df.level))
+    fig, axes = style.figure(ncols=len(levels_present), width=3.6, height=3.0)
+    for ax, level in zip(axes[0], levels_present, strict=True):
+        sub = df[df.level == level]
+        for (model, alpha), arm in sub.groupby(["model", "alpha"]):
+            rho = spearmanr(arm.skill_vs_skip, arm.hessian_lambda_max).statistic if len(arm) > 2 else float("nan")
+            name = f"{model} α={alpha:g}" if alpha else str(model)
+            ax.scatter(
+                arm.skill_vs_skip,
+                arm.hessian_lambda_max,
+                s=12,
+                color=style.color(str(model)),
+                marker="o" if not alpha else ("^" if alpha < 0.1 else "s"),
+                edgecolor="k",
+                linewidth=0.3,
+                label=f"{name} (n={len(arm)}, ρ={rho:+.2f})",
+            )
+        ax.set_yscale("log")
+        ax.axvline(0, color="k", linewidth=0.4)
+        ax.set_xlabel("test skill over the model's own skip (1 − RMSE/RMSE_skip)", fontsize=6)
+        ax.set_ylabel("Hessian λ_max (best checkpoint)", fontsize=6)
+        ax.set_title(f"level {level}", fontsize=8)
+        ax.legend(frameon=False, fontsize=5)
+    fig.suptitle("Flatness against how much each run learned (one point per run; ρ: Spearman per arm)", fontsize=7)
+    style.save(fig, out, style.lineage_footer(df, "tables/dynamics.csv"))
