@@ -137,19 +137,25 @@ def test_model_labels_identify_entries_that_share_a_network() -> None:
         common.model_entry(section["models"], "nope")
 
 
+def _spec(name: str = "rsteer", **over) -> ModelSpec:
+    """A small 2-frame → 1-frame vector model spec of the level study."""
+    fields = {
+        "name": name,
+        "in_layout": FieldLayout.parse("2 vector"),
+        "out_layout": FieldLayout.parse("1 vector"),
+        "hidden": 1,
+        "layers": 3,
+        "grid": (8, 8),
+        "group": "C4",
+        "residual": "linear",
+        "rescale": True,
+        **over,
+    }
+    return ModelSpec(**fields)
+
+
 def _rsteer(tied: bool):
-    spec = ModelSpec(
-        name="rsteer",
-        in_layout=FieldLayout.parse("2 vector"),
-        out_layout=FieldLayout.parse("1 vector"),
-        hidden=1,
-        layers=3,
-        grid=(8, 8),
-        group="C4",
-        options={"tied": True} if tied else {},
-        residual="linear",
-        rescale=True,
-    )
+    spec = _spec(options={"tied": True} if tied else {})
     torch.manual_seed(0)
     return build_model(spec)
 
@@ -194,16 +200,7 @@ def test_a_tied_rsteer_stays_equivariant_through_training_and_a_free_one_does_no
 
 
 def test_rsteer_rejects_unknown_options() -> None:
-    spec = ModelSpec(
-        name="rsteer",
-        in_layout=FieldLayout.parse("2 vector"),
-        out_layout=FieldLayout.parse("1 vector"),
-        hidden=1,
-        layers=3,
-        grid=(8, 8),
-        group="C4",
-        options={"tyed": True},
-    )
+    spec = _spec(options={"tyed": True})
     with pytest.raises(ValueError, match="unknown options \\['tyed'\\]"):
         build_model(spec)
 
@@ -214,15 +211,7 @@ class _Fixed(torch.nn.Module):
     def __init__(self, task, t: float) -> None:
         super().__init__()
         self.task, self.t = task, t
-        self.spec = ModelSpec(
-            name="fixed",
-            in_layout=FieldLayout.parse("2 vector"),
-            out_layout=FieldLayout.parse("1 vector"),
-            hidden=1,
-            layers=2,
-            grid=(8, 8),
-            residual="linear",
-        )
+        self.spec = _spec("fixed", layers=2)
         self.out_channels = 2
 
     def forward(self, x):
