@@ -14,11 +14,11 @@ from equidyn.studies.claims import COLUMNS, claims_table
 LINEAGE = {"config_sha": "cfg", "git_rev": "rev", "data_sha": "data"}
 
 
-def rotation_table(seeds=(0, 1, 2), e2cnn=1.0, convnet=1.2) -> pd.DataFrame:
+def rotation_table(seeds=(0, 1, 2), e2cnn=1.0, convnet=1.2, shared_sd=0.0) -> pd.DataFrame:
     rng = np.random.default_rng(0)
     rows = []
     for seed in seeds:
-        shared = math.exp(rng.normal(0, 0.3))  # a seed effect far larger than the model differences: pairing removes it
+        shared = math.exp(rng.normal(0, shared_sd))  # what the arms would share if the seed meant the same to them
         for model, rmse, alpha in (("convnet", convnet, 0.0), ("e2cnn", e2cnn, 0.0), ("rsteer", 0.8, 1e-4)):
             noise = rng.normal(0, 0.005)
             rows.append(
@@ -34,15 +34,22 @@ def rotation_table(seeds=(0, 1, 2), e2cnn=1.0, convnet=1.2) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: per model and α: model EE as a function of data EE (the relaxed α = 0 tracks it twice as steeply as the ConvNet,
+#: α = 0.01 half as steeply; the E2CNN's EE is float noise)
+EE = {
+    ("convnet", 0.0): lambda d, lv, s: 0.05 + d / 2,
+    ("e2cnn", 0.0): lambda d, lv, s: 1e-7 * (1 + 0.3 * math.sin(3 * lv + 7 * s)),
+    ("rsteer", 0.0): lambda d, lv, s: 0.1 + d,
+    ("rsteer", 0.01): lambda d, lv, s: 0.02 + d / 4,
+}
+
+
 def levels_table(seeds=(0, 1, 2)) -> pd.DataFrame:
     rows = []
+    rmse = {"convnet": 0.17, "e2cnn": 0.20, "rsteer": 0.15}
     for seed in seeds:
         for level, data_ee in ((0, 0.0), (4, 0.54), (9, 0.9)):
-            for model, alpha, ee, rmse in (
-                ("e2cnn", 0.0, 1e-7, 0.20),
-                ("rsteer", 0.0, 0.1 + data_ee, 0.15),
-                ("rsteer", 0.01, 0.02 + data_ee / 4, 0.16),
-            ):
+            for (model, alpha), ee in EE.items():
                 for ckpt in ("epoch3", "best"):
                     rows.append(
                         {
@@ -51,8 +58,8 @@ def levels_table(seeds=(0, 1, 2)) -> pd.DataFrame:
                             "level": level,
                             "seed": seed,
                             "checkpoint": ckpt,
-                            "test_rmse": rmse * (1 + 0.01 * seed),
-                            "ee": ee * (1 + 0.01 * seed),
+                            "test_rmse": (rmse[model] + 0.01 * alpha) * (1 + 0.01 * seed),
+                            "ee": ee(data_ee, level, seed) * (1 + 0.01 * seed),
                             "data_ee": data_ee,
                             "params": 100,
                             **LINEAGE,
@@ -67,53 +74,84 @@ def write(tmp_path, name: str, df: pd.DataFrame) -> str:
     return str(path)
 
 
-def test_rotation_claims_are_paired_across_seeds_and_read_from_the_interval(tmp_path):
-    # W22 says E2CNN < ConvNet; here ConvNet is better on every seed: "contradicted", with the seed effect paired out
+def assert_referee_invariants(df: pd.DataFrame) -> None:
+    """What issue 21 asks of every claims table: correlation CIs in [−1, 1], positive quantities on a log scale (no
+    bound can imply a negative value), every row naming its interval method and pairing, seeds at 80 % power."""
+    assert list(df.columns[: len(COLUMNS)]) == list(COLUMNS)
+    assert set(df.effect_kind) <= {"log_ratio", "log_ratio_of_means", "correlation"}
+    corr = df[df.effect_kind == "correlation"]
+    assert ((corr.ci_low >= -1) & (corr.ci_high <= 1) | corr.ci_low.isna()).all()
+    assert df.ci_method.notna().all() and (df.ci_method != "").all()
+    assert df.paired.isin([True, False]).all()
+    assert set(df.role) <= {"primary", "secondary", "check"}
+    sized = df[df.seeds_needed_80pct_power.notna()]
+    assert sized.seeds_needed_method.str.contains("80 % power").all()
+    assert ((sized.seeds_needed_low <= sized.seeds_needed_80pct_power) | sized.seeds_needed_low.isna()).all()
+    primary = df[df.role == "primary"]
+    assert (primary.p_holm.isna() | (primary.p_holm >= primary.p_value - 1e-15)).all()
+    assert (df[df.role != "primary"].verdict_holm.fillna("") == "").all()
+    upheld = primary[primary.verdict_holm == "supported"]
+    assert (upheld.verdict == "supported").all()  # Holm only ever withdraws a verdict
+
+
+def test_rotation_claims_are_welch_between_architectures(tmp_path):
+    # W22 says E2CNN < ConvNet; here ConvNet is better on every seed: "contradicted"
     rot = rotation_table(convnet=0.9)
     df = claims_table(tmp_path / "claims.csv", rotation_csv=write(tmp_path, "rot", rot))
-    assert list(df.columns[: len(COLUMNS)]) == list(COLUMNS)
+    assert_referee_invariants(df)
     future = df[df.quantity == "RMSE test-future"].set_index("comparison")
     rs = future.loc["rsteer (α=0.0001) vs e2cnn"]
-    assert rs.verdict == "supported" and rs.n_seeds == 3 and math.isnan(rs.seeds_needed)
-    expected = np.mean(
-        [
-            math.log(a / b)
-            for a, b in zip(rot[rot.model == "rsteer"].rmse_future, rot[rot.model == "e2cnn"].rmse_future, strict=True)
-        ]
-    )
-    assert rs.effect == pytest.approx(expected, rel=1e-9) and rs.ci_low < rs.effect < rs.ci_high < 0
+    assert rs.verdict == "supported" and rs.n_seeds == 3 and rs.seeds_needed_80pct_power == 2
+    assert rs.ci_method == "welch_log_ratio" and not rs.paired and rs.role == "primary"
+    la, lb = np.log(rot[rot.model == "rsteer"].rmse_future), np.log(rot[rot.model == "e2cnn"].rmse_future)
+    assert rs.effect == pytest.approx(la.mean() - lb.mean(), rel=1e-9) and rs.ci_low < rs.effect < rs.ci_high < 0
     assert future.loc["e2cnn vs convnet"].verdict == "contradicted"
+    assert (df[df.quantity == "RMSE test-domain"].role == "secondary").all()  # one primary statistic per family
     assert "rgroup" not in " ".join(df.comparison)  # not in the grid: not a row
     assert (df.source == "W22").all() and (df[list(LINEAGE)] == pd.Series(LINEAGE)).all().all()
-    # unpaired, the seed effect (sd 0.3 in log) would swamp a log ratio of -0.22
-    unpaired = np.log(rot[rot.model == "rsteer"].rmse_future).std() / math.sqrt(3)
-    assert 4.303 * math.sqrt(2) * unpaired > abs(rs.effect)  # an unpaired 95 % interval would straddle 0
-    assert (rs.ci_high - rs.ci_low) < 0.1
+    # the primary rows (test-future; no RGroup in this grid) form one Holm family
+    primary = df[df.role == "primary"]
+    assert len(primary) == 2 and (primary.p_holm >= primary.p_value).all()
+    assert set(primary.verdict_holm) <= {"supported", "contradicted", "not resolved"}
 
 
 def test_one_seed_is_not_resolved(tmp_path):
     df = claims_table(tmp_path / "claims.csv", rotation_csv=write(tmp_path, "rot", rotation_table(seeds=(0,))))
     assert (df.verdict == "not resolved").all() and (df.n_seeds == 1).all()
-    assert df.ci_low.isna().all() and df.seeds_needed.isna().all()
+    assert df.ci_low.isna().all() and df.seeds_needed_80pct_power.isna().all()
+    assert (df.verdict_holm.fillna("") == "").all()
 
 
-def test_level_claims_track_data_ee_and_alpha_pulls_it_down(tmp_path):
+def test_ee_tracking_is_tested_against_the_convnet_control(tmp_path):
     lv = levels_table()
     df = claims_table(tmp_path / "claims.csv", levels_csv=write(tmp_path, "levels", lv))
+    assert_referee_invariants(df)
+    # the old statistic is passed by the control: every arm whose EE grows with the data's has r ≈ 1
     tracks = df[df.quantity.str.startswith("Pearson")].set_index("comparison")
-    assert set(tracks.index) == {"rsteer", "rsteer (α=0.01)"}
-    assert (tracks.effect > 0.99).all() and (tracks.verdict == "supported").all()
+    assert {"rsteer", "rsteer (α=0.01)", "convnet (control)", "e2cnn (control)"} == set(tracks.index)
+    assert tracks.loc["convnet (control)"].verdict == "supported" and (tracks.role == "secondary").all()
+    assert (tracks.ci_method == "fisher_z_t").all() and (tracks.ci_high <= 1).all()
+    assert tracks.loc["e2cnn (control)"].verdict != "supported"  # float-noise EE does not track
+    # the primary EE statistic: slope relaxed / slope ConvNet; α = 0 tracks twice as steeply, α = 0.01 half
+    slope = df[df.family.eq("EE") & df.role.eq("primary")].set_index("comparison")
+    assert set(slope.index) == {"rsteer vs convnet", "rsteer (α=0.01) vs convnet"}
+    assert slope.loc["rsteer vs convnet"].effect == pytest.approx(math.log(2), rel=1e-3)
+    assert slope.loc["rsteer vs convnet"].verdict == "supported"
+    assert slope.loc["rsteer (α=0.01) vs convnet"].effect == pytest.approx(math.log(0.5), rel=1e-3)
+    assert slope.loc["rsteer (α=0.01) vs convnet"].verdict == "contradicted"  # a claim that can fail
+    assert (slope.ci_method == "fieller_ratio_of_means").all() and not slope.paired.any()
     pulled = df[df.claim.str.contains("larger α")].iloc[0]
     assert pulled.comparison == "rsteer (α=0.01) vs rsteer" and pulled.verdict == "supported"
+    assert pulled.paired and pulled.ci_method == "paired_t_log_ratio"  # same architecture and seed: same init
     rmse = df[df.quantity == "test RMSE"].set_index("comparison")
     assert rmse.loc["rsteer vs e2cnn"].effect == pytest.approx(math.log(0.15 / 0.20))
-    assert rmse.loc["rsteer vs e2cnn"].checkpoint == "best"
+    assert rmse.loc["rsteer vs e2cnn"].checkpoint == "best" and rmse.loc["rsteer vs e2cnn"].role == "primary"
 
 
 def test_curvature_claims_from_dynamics_and_seeds_needed(tmp_path):
     rows = []
     rng = np.random.default_rng(3)
-    for seed in (0, 1):
+    for seed in (0, 1, 2):
         for ckpt in ("epoch3", "best"):
             for model, lam in (("e2cnn", 10.0), ("rsteer", 9.0)):
                 rows.append(
@@ -125,20 +163,29 @@ def test_curvature_claims_from_dynamics_and_seeds_needed(tmp_path):
                         "seed": seed,
                         "checkpoint": ckpt,
                         "hessian_lambda_max": lam * rng.uniform(0.7, 1.3),
-                        "hessian_trace": 50.0 + seed,
+                        # a noisy Hutchinson trace, negative on one seed: its mean is still positive
+                        "hessian_trace": (50.0 if model == "e2cnn" else 20.0) * (1 - 1.2 * (seed == 2)),
                         "sharpness_curvature": 1e-4 * (1 + seed),
                         **LINEAGE,
                     }
                 )
     df = claims_table(tmp_path / "claims.csv", dynamics_csv=write(tmp_path, "dyn", pd.DataFrame(rows)))
+    assert_referee_invariants(df)
     assert len(df) == 6 and set(df.checkpoint) == {"epoch3", "best"}
     lam = df[df.quantity == "λ_max"]
-    assert (lam.verdict == "not resolved").all() and (lam.seeds_needed > 2).all()
+    assert (lam.verdict == "not resolved").all() and (lam.seeds_needed_80pct_power > 3).all()
+    assert (lam.seeds_needed_low <= lam.seeds_needed_80pct_power).all()
+    assert (lam.seeds_needed_80pct_power <= lam.seeds_needed_high).all()
+    assert lam.set_index("checkpoint").role.to_dict() == {"epoch3": "secondary", "best": "primary"}
     curv = df[df.quantity == "curvature sharpness"]
-    assert (curv.effect_kind == "relative_difference").all() and (curv.effect == 0).all()
+    assert (curv.effect_kind == "log_ratio_of_means").all() and (curv.effect == 0).all()
+    trace = df[df.quantity == "Hessian trace"].iloc[0]
+    # the mean ratio is 20·0.6/(50·0.6) = 0.4; a per-seed log ratio would have had to drop the negative seed
+    assert trace.effect == pytest.approx(math.log(0.4)) and trace.n_seeds == 3
+    assert trace.ci_method == "fieller_ratio_of_means" and trace.ci_low == -math.inf  # ratio not bounded above 0
 
 
-def test_tutorial_equivalence_and_degradation(tmp_path):
+def test_tutorial_rotation_check_and_degradation(tmp_path):
     rows = []
     for seed in (0, 1, 2):
         for model, degrade in (("escnn", 0.0), ("cnn", 0.4)):
@@ -171,9 +218,12 @@ def test_tutorial_equivalence_and_degradation(tmp_path):
                 }
             )
     df = claims_table(tmp_path / "claims.csv", tutorial_csv=write(tmp_path, "tut", pd.DataFrame(rows)))
+    assert_referee_invariants(df)
     by = df.set_index("comparison")
-    assert by.loc["escnn"].verdict == "supported" and by.loc["escnn"].claimed == "|effect| < 0.05"
-    assert by.loc["cnn"].verdict == "supported" and by.loc["cnn"].effect == pytest.approx(0.4, abs=2e-4)
+    assert by.loc["escnn"].verdict == "supported" and by.loc["escnn"].role == "check"
+    assert by.loc["escnn"].claimed == f"|effect| < {math.log(1.05):g}" and by.loc["escnn"].claim.startswith("Software")
+    assert by.loc["cnn"].verdict == "supported" and by.loc["cnn"].effect == pytest.approx(math.log(1.4), abs=2e-4)
+    assert by.loc["cnn"].paired and by.loc["cnn"].role == "secondary"
 
 
 def test_nothing_testable_is_an_error_and_the_forest_plot_is_drawn(tmp_path):

@@ -32,13 +32,18 @@ def test_the_dynamics_table_has_one_row_per_seed(tmp_path):
                                  "scores": {"test": {"rmse": 0.1 + seed}}}))  # fmt: skip
         h = tmp_path / str(seed) / "hessian_best.json"
         result = dynamics._prefixed_collisions({"seed": 0, "lambda_max": 10.0 + seed, "trace": 1.0, "trace_se": 0.1,
-                                                "negative_mass": 0.0, "negative_mass_se": 0.0}, keys)  # fmt: skip
+                                                "negative_mass": 0.0, "negative_mass_se": 0.0, "lambda_min": -0.5,
+                                                "lambda_min_residual": 1e-6, "lambda_min_ratio": -0.5 / (10.0 + seed)},
+                                               keys)  # fmt: skip
         h.write_text(json.dumps({**keys, "measure": "hessian", "checkpoint": "best", **result}))
         evals.append(str(e))
         measures.append(str(h))
     df = dynamics.table(measures, evals, tmp_path / "dynamics.csv")
     assert len(df) == 3 and sorted(df.seed) == [0, 1, 2]
     assert pd.Series(df.set_index("seed").hessian_lambda_max).to_dict() == {0: 10.0, 1: 11.0, 2: 12.0}
+    # issue 21: the negative curvature itself, with its Lanczos residual as the error bar
+    assert (df.hessian_lambda_min == -0.5).all() and (df.hessian_lambda_min_residual == 1e-6).all()
+    assert df.set_index("seed").hessian_lambda_min_ratio.to_dict() == {0: -0.05, 1: -0.5 / 11, 2: -0.5 / 12}
 
 
 def test_the_dynamics_table_carries_the_measures_own_commit(tmp_path):

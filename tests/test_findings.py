@@ -92,3 +92,23 @@ def test_the_authors_reading_is_kept_between_publications(results, tmp_path):
 def test_publish_without_claims_names_the_missing_table(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"claims\.csv"):
         findings.publish(tmp_path / "results" / "empty", tmp_path / "docs")
+
+
+def test_primary_and_secondary_claims_are_shown_apart_with_holm_verdicts(results, tmp_path):
+    new = {"ci_method": "welch_log_ratio", "paired": False, "p_value": 0.01, "seeds_needed_low": 7.0}
+    rows = [
+        _claim("relaxed beats strict", "supported", 5, 6.0, role="primary", p_holm=0.03, verdict_holm="supported"),
+        _claim("relaxed is flatter", "supported", 5, 9.0, role="primary", p_holm=0.06, verdict_holm="not resolved"),
+        _claim("trace is lower", "not resolved", 5, 30.0, role="secondary", p_holm=None, verdict_holm=None),
+        _claim("escnn is exact", "supported", 5, None, role="check", p_holm=None, verdict_holm=None),
+    ]
+    df = pd.DataFrame([{**r, **new, "seeds_needed_high": 90.0} for r in rows])
+    df = df.rename(columns={"seeds_needed": "seeds_needed_80pct_power"})
+    df.to_csv(results / "tables" / "claims.csv", index=False)
+    page = (findings.publish(results, tmp_path / "docs")).read_text()
+    primary, secondary, check = (page.index(f"### {t}") for t in ("Primary", "Secondary", "Software checks"))
+    assert primary < page.index("relaxed beats strict") < secondary < page.index("trace is lower") < check
+    assert "Holm-adjusted verdicts: supported 1, not resolved 1." in page
+    assert "Holm-adjusted over the primary claims: **not resolved** (p 0.06)" in page
+    assert "about 9 seeds per arm give 80 % power (7–90" in page  # supported alone, withdrawn by Holm
+    assert "Welch t on logs, unpaired" in page and "about 30 seeds per arm give 80 % power" in page

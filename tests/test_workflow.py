@@ -142,7 +142,8 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
 
     # issue 9: the claims table answers with paired effects and 95 % CIs; summaries report CIs, not sds
     claims = tables["claims"]
-    for column in ("claim", "source", "quantity", "effect", "ci_low", "ci_high", "n_seeds", "verdict", "seeds_needed",
+    for column in ("claim", "source", "quantity", "effect", "ci_low", "ci_high", "n_seeds", "verdict", "ci_method",
+                   "paired", "role", "verdict_holm", "seeds_needed_80pct_power", "seeds_needed_method",
                    "config_sha", "git_rev", "data_sha"):  # fmt: skip
         assert column in claims, column
     assert set(claims.verdict) <= {"supported", "contradicted", "not resolved"}
@@ -154,6 +155,11 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
         assert "TUT" in set(claims.source)
     resolved = claims[claims.verdict != "not resolved"]
     assert ((resolved.ci_high < 0) | (resolved.ci_low > 0) | resolved.claimed.str.startswith("|effect|")).all()
+    # issue 21: correlation CIs in [−1, 1]; positive quantities only on log scales; method and pairing named
+    corr = claims[claims.effect_kind == "correlation"]
+    assert ((corr.ci_low >= -1) & (corr.ci_high <= 1) | corr.ci_low.isna()).all()
+    assert set(claims.effect_kind) <= {"log_ratio", "log_ratio_of_means", "correlation"}
+    assert claims.ci_method.notna().all() and claims.paired.isin([True, False]).all()
     for name, column in (("rotation_summary", "rmse_domain_ci_low"), ("superres_summary", "test_mae_ci_high"),
                          ("levels_summary", "test_rmse_ci_low")):  # fmt: skip
         assert column in tables[name] and not any(c.endswith("_sd") and "w2" not in c and "blog" not in c

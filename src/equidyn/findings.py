@@ -42,12 +42,42 @@ SOURCES = {
     "TUT": "the rotation-equivariance tutorial (docs/references.md [TUT])",
 }
 EFFECT_KINDS = {
-    "log_ratio": "log ratio log(a/b) per seed (−0.1 ≈ a is 10 % lower)",
+    "log_ratio": "log ratio log(a/b) (−0.1 ≈ a is 10 % lower)",
+    "log_ratio_of_means": "log of the ratio of means (−0.1 ≈ a's mean is 10 % lower)",
     "relative_difference": "relative difference (a − b)/|mean b| per seed",
     "correlation": "correlation over levels per seed",
     "relative_change": "relative change per seed",
     "difference": "difference a − b per seed",
 }
+#: the interval methods of claims.csv's ``ci_method`` (equidyn.stats.METHODS), as the page words them
+CI_METHODS = {
+    "paired_t_log_ratio": "paired t on per-seed log ratios",
+    "welch_log_ratio": "Welch t on logs, unpaired",
+    "fieller_ratio_of_means": "Fieller interval for the ratio of means",
+    "fisher_z_t": "t on Fisher z, back-transformed",
+    "t": "t on per-seed values",
+}
+ROLE_SECTIONS = (
+    (
+        "primary",
+        "Primary claims",
+        "One primary statistic per claim family (test error, flatness, EE), declared in "
+        "`equidyn.studies.claims.PRIMARY` before the run; their verdicts are also given Holm-adjusted over all primary "
+        'claims together, so that the chance of any false "supported" among them stays at or below 5 %.',
+    ),
+    (
+        "secondary",
+        "Secondary claims",
+        "Descriptive: other checkpoints, quantities and controls. Their verdicts are "
+        "per claim, with no correction for how many are shown; read them as description, not as tests.",
+    ),
+    (
+        "check",
+        "Software checks",
+        "Not findings: a property the software guarantees (an exactly equivariant model), "
+        "shown as a check that the pipeline measures what it should.",
+    ),
+)
 
 
 def _fmt(x: Any, digits: int = 3) -> str:
@@ -75,20 +105,37 @@ def claim_paragraph(row: dict[str, Any]) -> str:
     n = int(row["n_seeds"]) if _fmt(row["n_seeds"]) != "n/a" else 0
     checkpoint = str(row.get("checkpoint", ""))
     at = "" if checkpoint in ("", "nan") else f", checkpoint {checkpoint}"
+    method = str(row.get("ci_method", "") or "")
+    design = ""
+    if method and method != "nan":
+        paired = str(row.get("paired", "")).lower() == "true"
+        design = f"; {CI_METHODS.get(method, method)}, {'paired on seed' if paired else 'unpaired'}"
     text = (
         f"**{row['claim']}** — {row['quantity']}, {row['comparison']}{at}.  \n"
         f"*Seed:* {source} claims {row['claimed']}.  \n"
         f"*Measured:* effect {_fmt(row['effect'])} (95 % CI [{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}], "
-        f"{n} seeds; {EFFECT_KINDS.get(str(row['effect_kind']), str(row['effect_kind']))}).  \n"
+        f"{n} seeds; {EFFECT_KINDS.get(str(row['effect_kind']), str(row['effect_kind']))}{design}).  \n"
         f"*Verdict:* **{row['verdict']}**."
     )
-    if row["verdict"] == "not resolved":
-        needed = _fmt(row.get("seeds_needed"), 4)
-        text += (
-            f" At the observed mean and seed-to-seed spread, about {needed} seeds would resolve it."
-            if needed != "n/a"
-            else " The run has too few seeds to estimate how many would resolve it."
-        )
+    holm = str(row.get("verdict_holm", "") or "")
+    if holm and holm != "nan":
+        text += f" Holm-adjusted over the primary claims: **{holm}** (p {_fmt(row.get('p_holm'))})."
+    needed = _fmt(row.get("seeds_needed_80pct_power", row.get("seeds_needed")), 4)
+    if row["verdict"] == "not resolved" or (holm and holm != "nan" and holm != row["verdict"]):
+        if "seeds_needed_80pct_power" in row:
+            low, high = _fmt(row.get("seeds_needed_low"), 4), _fmt(row.get("seeds_needed_high"), 4)
+            text += (
+                f" At the observed mean and seed-to-seed spread, about {needed} seeds per arm give 80 % power "
+                f"({low}–{high} over the spread's 95 % interval)."
+                if needed != "n/a"
+                else " The run has too few seeds to estimate how many would resolve it."
+            )
+        else:  # a table from before issue 21: the count at which the interval would just exclude 0 (~50 % power)
+            text += (
+                f" At the observed mean and seed-to-seed spread, about {needed} seeds would resolve it."
+                if needed != "n/a"
+                else " The run has too few seeds to estimate how many would resolve it."
+            )
     if n < MIN_SEEDS:
         text += f" (Only {n} seeds: below the {MIN_SEEDS} a finding needs.)"
     return text
@@ -196,8 +243,20 @@ def publish(results: str | os.PathLike, docs: str | os.PathLike) -> Path:
     if answer.exists():  # the author's reading of the numbers below, kept in a file of its own so a rerun keeps it
         lines += [answer.read_text().rstrip(), ""]
     lines += ["## Claims", ""]
-    for _, row in claims.iterrows():
-        lines += [claim_paragraph(row.to_dict()), ""]
+    if "role" in claims:  # primary and secondary apart (issue 21), the primary ones with Holm-adjusted verdicts
+        for role, title, intro in ROLE_SECTIONS:
+            part = claims[claims["role"] == role]
+            if part.empty:
+                continue
+            lines += [f"### {title}", "", intro, ""]
+            if role == "primary" and "verdict_holm" in part:
+                counts = part["verdict_holm"].value_counts()
+                lines += ["Holm-adjusted verdicts: " + ", ".join(f"{v} {c}" for v, c in counts.items()) + ".", ""]
+            for _, row in part.iterrows():
+                lines += [claim_paragraph(row.to_dict()), ""]
+    else:
+        for _, row in claims.iterrows():
+            lines += [claim_paragraph(row.to_dict()), ""]
     lines += ["## Trivial baselines", "", *(_baseline_lines(tables) or ["No baseline columns in this run."]), ""]
     lines += ["## Convergence", "", *_convergence_lines(tables.get("convergence")), ""]
     lines += ["## Tables", ""]

@@ -1,9 +1,10 @@
-"""The claims forest plot: one line per claim, its paired effect across seeds and the 95 % CI, coloured by verdict.
+"""The claims forest plot: one line per claim, its effect across seeds and the 95 % CI, coloured by verdict.
 
-Every effect in ``claims.csv`` is dimensionless (log ratio, relative difference, correlation, relative change;
-:mod:`equidyn.studies.claims`), so they share one axis. The claimed side is shaded: an interval wholly inside
-the shade is "supported", wholly outside "contradicted", across the boundary "not resolved". An equivalence
-claim's shade is its ±margin band.
+Every effect in ``claims.csv`` is dimensionless (log ratio, log ratio of means, correlation;
+:mod:`equidyn.studies.claims`), so they share one axis; a bound a Fieller interval leaves open runs to the edge.
+Primary claims (one Holm family) and software checks are tagged in the labels. The claimed side is shaded: an
+interval wholly inside the shade is "supported", wholly outside "contradicted", across the boundary "not
+resolved". An equivalence claim's shade is its ±margin band.
 """
 
 from __future__ import annotations
@@ -45,13 +46,17 @@ def forest(claims_csv: str | os.PathLike, out: str | os.PathLike) -> None:
         else:
             ax.fill_betweenx([y - 0.45, y + 0.45], 0, span, color="#2ca02c", alpha=0.08, linewidth=0)
         colour = VERDICT_COLORS.get(r.verdict, "#333333")
-        if math.isfinite(r.ci_low) and math.isfinite(r.ci_high):
-            ax.plot([r.ci_low, r.ci_high], [y, y], color=colour, linewidth=1.6)
+        if not (math.isnan(r.ci_low) or math.isnan(r.ci_high)):  # an unbounded (Fieller) side runs to the edge
+            ax.plot(np.clip([r.ci_low, r.ci_high], -span, span), [y, y], color=colour, linewidth=1.6)
         if math.isfinite(r.effect):
             ax.plot(r.effect, y, "o", color=colour, markersize=3.5)
+    roles = df["role"] if "role" in df else pd.Series("", index=df.index)
+    tags = {"primary": "[primary] ", "check": "[check] "}
     labels = [
-        f"{r.source}: {r.quantity}, {r.comparison}" + (f" [{r.checkpoint}]" if r.checkpoint != "best" else "")
-        for r in df.itertuples()
+        tags.get(role, "")
+        + f"{r.source}: {r.quantity}, {r.comparison}"
+        + (f" [{r.checkpoint}]" if r.checkpoint != "best" else "")
+        for r, role in zip(df.itertuples(), roles, strict=True)
     ]
     ax.set_yticks(range(n - 1, -1, -1), labels, fontsize=5)
     ax.axvline(0, color="k", linewidth=0.6)
@@ -60,7 +65,7 @@ def forest(claims_csv: str | os.PathLike, out: str | os.PathLike) -> None:
     ax.set_xlim(-span, span)
     ax.set_ylim(-0.6, n - 0.4)
     ax.set_xlabel(
-        "paired effect across seeds (log ratio / relative difference / correlation), 95 % CI; symlog axis", fontsize=7
+        "effect across seeds (log ratio / log ratio of means / correlation), 95 % CI; symlog axis", fontsize=7
     )
     for verdict, colour in VERDICT_COLORS.items():
         count = int((df.verdict == verdict).sum())

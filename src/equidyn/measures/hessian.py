@@ -16,7 +16,9 @@ Why equidyn has its own path instead of calling PyHessian (docs/measures.md has 
   ``|β_m s_{m,i}|`` (a rigorous bound on each eigenvalue's error) fall below ``tol·|θ|_max``. PyHessian's
   deflated power iteration stops on the relative change of a Rayleigh quotient, which can stop early and
   return λ₂ > λ₁; it also finds the largest-*magnitude* eigenvalues, while ``eigenvalues`` here are the
-  algebraically largest (``lambda_min`` reports the other end).
+  algebraically largest. The same run also reports the other end, **λ_min**, and continues (up to ``max_steps``)
+  until its residual meets the same bound: the negative-curvature measure that can be non-zero for a reason,
+  with its residual as the error bar (``lambda_min``, ``lambda_min_residual``, ``lambda_min_ratio = λ_min/λ_max``).
 * **Trace** is Hutchinson's estimator with Rademacher probes and its standard error (PyHessian returns the raw
   list of samples and stops on a relative-change rule). By default it is *deflated* by the Krylov basis ``Q`` of
   the top-eigenvalue run: ``tr H = Σ_j q_jᵀHq_j + E[zᵀ(I−QQᵀ)H(I−QQᵀ)z]``. This is an exact identity, unbiased,
@@ -29,8 +31,10 @@ Why equidyn has its own path instead of calling PyHessian (docs/measures.md has 
   its quadrature error, which is small for a smooth ``f`` and large for a step: the old definition (weight of
   Ritz nodes below 0) put the step inside the bulk of near-zero eigenvalues, where the node nearest 0 carries
   20-40 % of the weight, and read +5 to +10 SEs too high on tiny ConvNets (tests/test_hessian.py). With the step
-  moved below the bulk (``ε = 3σ``: a zero eigenvalue counts ``Φ(−3) = 0.13 %``) and smoothed over ``σ``, the
-  estimate agrees with the dense value within its SE (docs/measures.md has the numbers).
+  moved below the bulk (``ε = 3σ``) and smoothed over ``σ``, the estimate agrees with the dense value within its
+  SE; but a zero eigenvalue still counted ``Φ(−3) = 0.135 %``, so on trained networks (a bulk at 0, λ_min ≈ −5e-4
+  λ_max) the mass was that floor and nothing else (issue 21). The floor is now subtracted (a λ ≥ 0 counts 0), and
+  an SE is given only from ``MIN_SE_RUNS`` = 5 runs or more (docs/measures.md has the numbers).
 
 PyHessian itself stays as the independent cross-check (:func:`pyhessian_reference`), used by the tests and by
 ``benchmarks/bench_hessian.py``.
@@ -64,12 +68,25 @@ __all__ = ["HessianOperator", "hessian_spectrum", "lanczos", "pyhessian_referenc
 #: Defaults of the negative-mass definition, as fractions of λ_max (docs/measures.md).
 NEGATIVE_THRESHOLD = 0.06
 NEGATIVE_SIGMA = 0.02
+#: SLQ runs below which the negative mass has no SE (its spread over 2-4 runs has too few df to publish)
+MIN_SE_RUNS = 5
 
 
 def smoothed_negative_mass(
-    eigenvalues: np.ndarray, weights: np.ndarray | None, threshold: float, sigma: float
+    eigenvalues: np.ndarray,
+    weights: np.ndarray | None,
+    threshold: float,
+    sigma: float,
+    subtract_floor: bool = True,
 ) -> float:
-    """``Σ_i w_i Φ((−threshold − λ_i)/sigma)``: the spectral mass below ``−threshold``, smoothed over ``sigma``.
+    """``Σ_i w_i f(λ_i)``: the spectral mass below ``−threshold``, smoothed over ``sigma``, above the floor.
+
+    ``f(λ) = Φ((−threshold − λ)/sigma)`` counts an eigenvalue far below ``−threshold`` as 1; it counts a *zero*
+    eigenvalue ``Φ(−threshold/sigma)`` (``Φ(−3) = 0.135 %`` at the defaults), so on a trained network, whose
+    spectrum is mostly a bulk at 0, the raw mass is that floor times the bulk and says nothing about negative
+    curvature (issue 21: every published value lay in 0.00134–0.00170). With ``subtract_floor`` (the default)
+    ``f`` becomes ``max(0, Φ((−threshold − λ)/sigma) − Φ(−threshold/sigma)) / (1 − Φ(−threshold/sigma))``: 0 for
+    every λ ≥ 0, still 1 far below ``−threshold``, so a positive semi-definite Hessian has mass 0 exactly.
 
     With ``weights=None`` every eigenvalue weighs ``1/n`` (the exact value from a dense spectrum); with SLQ Ritz
     nodes and their quadrature weights it is one run's estimate of the same number. Both arguments are absolute
@@ -81,7 +98,11 @@ def smoothed_negative_mass(
     if not (threshold >= 0 and sigma > 0):
         raise ValueError(f"need threshold >= 0 and sigma > 0, got {threshold}, {sigma}")
     w = np.full(len(lam), 1.0 / len(lam)) if weights is None else np.asarray(weights, dtype=float)
-    return float(np.sum(w * ndtr((-threshold - lam) / sigma)))
+    f = ndtr((-threshold - lam) / sigma)
+    if subtract_floor:
+        floor = float(ndtr(-threshold / sigma))
+        f = np.maximum(f - floor, 0.0) / (1.0 - floor)
+    return float(np.sum(w * f))
 
 
 class HessianOperator:
@@ -273,7 +294,9 @@ def _top_eigenvalues(op: HessianOperator, gen: torch.Generator, top_k: int, tol:
         if run.steps < top_k:
             return False
         theta, _, res = run.ritz()
-        return bool(np.all(res[-top_k:] <= tol * np.abs(theta).max()))
+        bound = tol * np.abs(theta).max()
+        # the top k, and λ_min at the other end (to the same absolute bound), or max_steps: λ_min's residual says
+        return bool(np.all(res[-top_k:] <= bound) and res[0] <= bound)
 
     runs, basis = lanczos(op.matmat, start, max_steps=max(max_steps, top_k), stop=converged)
     run = runs[0]
@@ -348,12 +371,14 @@ def hessian_spectrum(
 
     Returns a JSON-ready dict with ``lambda_max``; ``eigenvalues`` (top-k, descending) with ``eigen_residuals``
     (each eigenvalue is within its residual of a true eigenvalue) and ``converged``; ``lambda_min`` (smallest
-    Ritz value of the same run; only a bound unless ``lambda_min_residual`` is small); ``ritz_values`` and
+    Ritz value of the same run, which continues until its residual meets ``tol·|θ|_max`` or ``max_steps``: an upper
+    bound on the true λ_min, and within ``lambda_min_residual`` of an eigenvalue) and ``lambda_min_ratio``
+    (``λ_min/λ_max``; NaN if ``λ_max ≤ 0``); ``ritz_values`` and
     ``ritz_residuals`` (all Ritz pairs of that run, ascending: the converged ones at both ends also give the
     largest-|λ| eigenvalues that PyHessian targets); ``trace``, ``trace_se``, ``trace_method``;
     ``negative_mass`` (mean over SLQ runs of :func:`smoothed_negative_mass` with ``ε = negative_threshold·λ_max``
-    and ``σ = negative_sigma·λ_max``; NaN if ``λ_max ≤ 0``), ``negative_mass_se`` (SE over runs; NaN for one
-    run) and ``negative_mass_definition``;
+    and ``σ = negative_sigma·λ_max``, floor subtracted; NaN if ``λ_max ≤ 0``), ``negative_mass_se`` (SE over
+    runs; NaN below ``MIN_SE_RUNS`` runs) and ``negative_mass_definition``;
     ``density`` = {``nodes``, ``weights`` (per run), ``grid``, ``values``, ``sigma``}; and bookkeeping
     (``n_params``, ``n_samples``, ``n_hvp``, ``lanczos_steps``, ``seed``).
     """
@@ -409,15 +434,17 @@ def hessian_spectrum(
         "lanczos_steps": run.steps,
         "lambda_min": float(theta[0]),
         "lambda_min_residual": float(res[0]),
+        "lambda_min_ratio": float(theta[0] / theta[-1]) if theta[-1] > 0 else float("nan"),
         "ritz_values": theta.tolist(),
         "ritz_residuals": res.tolist(),
         "trace": trace,
         "trace_se": trace_se,
         "trace_method": method,
         "negative_mass": float(neg.mean()),
-        "negative_mass_se": float(neg.std(ddof=1) / math.sqrt(len(neg))) if len(neg) > 1 else float("nan"),
+        "negative_mass_se": (float(neg.std(ddof=1) / math.sqrt(len(neg))) if len(neg) >= MIN_SE_RUNS else float("nan")),
         "negative_mass_definition": (
-            f"smoothed spectral mass below -eps: mean_i Phi((-eps - lambda_i)/sigma), "
+            f"smoothed spectral mass below -eps above the floor of a zero eigenvalue: "
+            f"mean_i max(0, Phi((-eps - lambda_i)/sigma) - Phi(-eps/sigma)) / (1 - Phi(-eps/sigma)), "
             f"eps = {negative_threshold:g} lambda_max, sigma = {negative_sigma:g} lambda_max"
         ),
         "negative_threshold": eps,

@@ -24,7 +24,9 @@ from . import catalog, common
 MEASURES = ("lie", "sharpness", "hessian")
 # Which sharpness: ``sharpness_blog`` is the BLOG's mean |L(w+td) − L(w)| (first + second order, comparable with the
 # published numbers); ``sharpness_curvature`` the symmetric difference mean [(L(w+td)+L(w−td))/2 − L(w)], a curvature.
-# ``hessian_negative_mass`` is the smoothed spectral mass below −ε (docs/measures.md), not the old weight below 0.
+# ``hessian_negative_mass`` is the smoothed spectral mass below −ε above a zero eigenvalue's floor (docs/measures.md),
+# not the old weight below 0; ``hessian_lambda_min`` (± its Lanczos residual) and ``hessian_lambda_min_ratio``
+# (λ_min/λ_max) are the negative curvature itself (issue 21).
 COLUMNS = (
     "lie_derivative",
     "sharpness_blog",
@@ -36,6 +38,9 @@ COLUMNS = (
     "hessian_trace_se",
     "hessian_negative_mass",
     "hessian_negative_mass_se",
+    "hessian_lambda_min",
+    "hessian_lambda_min_residual",
+    "hessian_lambda_min_ratio",
 )
 # A measure is rerun without retraining when its settings or its code change, so its record carries its own
 # lineage next to the run's (``git_rev`` and ``config_sha`` are the training's): the commit the measure ran at and
@@ -226,6 +231,9 @@ def table(measure_files: list[str], eval_files: list[str], out: str | os.PathLik
                 hessian_trace_se=r["trace_se"],
                 hessian_negative_mass=r["negative_mass"],
                 hessian_negative_mass_se=r["negative_mass_se"],
+                hessian_lambda_min=r.get("lambda_min", float("nan")),
+                hessian_lambda_min_residual=r.get("lambda_min_residual", float("nan")),
+                hessian_lambda_min_ratio=r.get("lambda_min_ratio", float("nan")),
             )
         for k in LINEAGE_COLUMNS:
             target.setdefault(k, r[k])
