@@ -313,6 +313,7 @@ COMMANDS: dict[str, tuple[str, list[Arg], str]] = {
             _a("--superres-csv"),
             _a("--rotation-csv"),
             _a("--tutorial-csv"),
+            _a("--levels-protocol", default="time", choices=["time", "heldout"]),
             OUT,
         ],
         "tables/claims.csv: every claim the run's tables can test, paired across seeds with a 95% CI",
