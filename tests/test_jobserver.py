@@ -338,3 +338,35 @@ def test_start_gives_up_cleanly_when_the_server_cannot_start(tmp_path, monkeypat
 def test_no_server_on_a_cluster_under_conda_or_when_disabled(tmp_path, local_exec, deployment, enabled) -> None:
     wf = SimpleNamespace(local_exec=local_exec, deployment_settings=SimpleNamespace(deployment_method=deployment))
     assert jobserver.start_for_workflow(wf, enabled=enabled, src=SRC, log=str(tmp_path / "log")) is None
+
+
+def test_start_removes_the_directories_that_killed_workflows_left(tmp_path) -> None:
+    """A SIGKILLed Snakemake leaves its server's /tmp/equidyn-jobs-* directory (issue 22): gone servers' old
+    directories go; a live server's, and one too young to tell (a server starting now), stay."""
+    old = time.time() - 2 * jobserver.READY_TIMEOUT_S
+
+    def directory(name: str) -> Path:
+        d = tmp_path / f"{jobserver.DIRECTORY_PREFIX}{name}"
+        d.mkdir()
+        return d
+
+    empty, young = directory("empty"), directory("young")
+    dead = directory("dead")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as gone:
+        gone.bind(str(dead / "socket"))  # a SIGKILLed server's socket: the file stays, nobody listens
+    live = directory("live")
+    proc = _probe_server(str(live / "socket"))
+    try:
+        other = tmp_path / "unrelated"
+        other.mkdir()
+        for d in (empty, dead, live, other):
+            os.utime(d, (old, old))
+        assert sorted(jobserver.remove_stale_directories(tmp_path)) == sorted([empty, dead])
+        assert young.exists() and live.exists() and other.exists()
+        out = client(str(live / "socket"), "exit", "0")  # the live server, probed, still serves
+        out.communicate()
+        assert out.returncode == 0
+    finally:
+        proc.terminate()
+        _, log = proc.communicate()
+    assert "bad request" not in log  # the probe is not logged as a failed request

@@ -48,6 +48,7 @@ import select
 import shutil
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -142,6 +143,10 @@ def _recv_int(sock: socket.socket) -> int | None:
 # --------------------------------------------------------------------------------------------------- the server
 
 
+class _Probe(Exception):
+    """A connection closed without a request."""
+
+
 def _recv_request(conn: socket.socket) -> tuple[dict, list[int]]:
     """Read one request: a length-prefixed JSON header and the client's three file descriptors."""
     fds = array.array("i")
@@ -149,6 +154,8 @@ def _recv_request(conn: socket.socket) -> tuple[dict, list[int]]:
     for level, kind, data in anc:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
+    if not msg and not anc:
+        raise _Probe
     if len(msg) < _HEADER.size:
         raise ValueError("truncated request")
     (size,) = _HEADER.unpack(msg[: _HEADER.size])
@@ -323,6 +330,9 @@ def _accept(listener: socket.socket, jobs: dict[int, socket.socket], run: Callab
         conn.settimeout(5.0)  # a client sends its request at once; one that stalls must not stall the server
         request, fds = _recv_request(conn)
         conn.settimeout(None)
+    except _Probe:  # a connection that hung up at once: remove_stale_directories asking whether we are alive
+        conn.close()
+        return
     except (OSError, ValueError) as exc:
         print(f"equidyn job server: bad request ({exc})", file=sys.stderr)
         conn.close()
@@ -405,13 +415,54 @@ class Handle:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
+DIRECTORY_PREFIX = "equidyn-jobs-"  # in the temporary directory: a Unix socket path has at most 107 bytes
+
+
+def remove_stale_directories(root: str | os.PathLike | None = None) -> list[Path]:
+    """Remove the socket directories of servers that are gone; return them.
+
+    A SIGKILLed Snakemake cannot run ``Handle.stop``, so its server (which exits when Snakemake is gone) leaves
+    its directory behind, one per kill. A directory is stale when its socket is absent or refuses connections and
+    it is older than ``READY_TIMEOUT_S`` (a younger one may belong to a server that another workflow is starting
+    right now); only this user's directories are considered.
+    """
+    root = Path(root or tempfile.gettempdir())
+    removed = []
+    for directory in root.glob(f"{DIRECTORY_PREFIX}*"):
+        try:
+            info = directory.lstat()
+        except OSError:
+            continue
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+            continue
+        if time.time() - info.st_mtime < READY_TIMEOUT_S or _answers(directory / "socket"):
+            continue
+        shutil.rmtree(directory, ignore_errors=True)
+        removed.append(directory)
+    return removed
+
+
+def _answers(path: Path) -> bool:
+    """Whether a server listens on the socket ``path`` (a connection that sends nothing: the server ignores it)."""
+    if not path.exists():
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
 def start(python: str, log: str, env: dict[str, str] | None = None) -> Handle | None:
     """Start a server with the interpreter the jobs use, export its socket as ``$EQUIDYN_JOB_SERVER``; its handle.
 
     Returns ``None`` (the jobs then run in their own processes) if the server does not come up within
-    ``READY_TIMEOUT_S``; why is in ``log``. The server is told to stop when this process is gone.
+    ``READY_TIMEOUT_S``; why is in ``log``. The server is told to stop when this process is gone. The directories
+    that killed workflows left behind are removed first.
     """
-    directory = tempfile.mkdtemp(prefix="equidyn-jobs-")  # short: a Unix socket path has at most 107 bytes
+    remove_stale_directories()
+    directory = tempfile.mkdtemp(prefix=DIRECTORY_PREFIX)
     Path(log).parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         process = subprocess.Popen(
