@@ -27,7 +27,6 @@ import dataclasses
 import logging
 import math
 import os
-import signal
 import statistics
 import time
 from dataclasses import dataclass
@@ -55,8 +54,6 @@ from .optim import Adam, ExponentialLR
 from .tasks import Task, rollout_loss, score
 
 log = logging.getLogger(__name__)
-
-KILL_ENV = "EQUIDYN_KILL_AFTER_EPOCH"  # test hook: SIGKILL this process after saving that epoch's state
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -312,8 +309,6 @@ def train(
                 "rng": _rng_state(device),
             },
         )
-        if os.environ.get(KILL_ENV) == str(epoch):
-            os.kill(os.getpid(), signal.SIGKILL)
 
     if epoch < MIN_EPOCHS:
         raise RuntimeError(f"training stopped after {epoch} epochs, before the checkpoints {EPOCH_CHECKPOINTS}")
