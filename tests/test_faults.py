@@ -6,16 +6,23 @@ tests/test_jobserver.py; degenerate tutorial data in tests/test_tutorial.py.
 
 from __future__ import annotations
 
+import copy
 import errno
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from equidyn import atomic
+from equidyn import config as equidyn_config
 from equidyn.atomic import DiskFullError, write_text
+from equidyn.config import ConfigError, deep_merge, validate_config
 from equidyn.training import checkpoint
+from equidyn.training.trainer import TrainSettings
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # -- 7. a full disk names the output and the free space ------------------------------------------------------------
 
@@ -60,3 +67,70 @@ def test_every_atomic_write_on_a_full_disk_names_the_path_and_the_free_space(tmp
     with pytest.raises(DiskFullError, match=r"cannot write .*table\.csv: no space left \(0\.0 MiB free"):
         write_text(tmp_path / "tables" / "table.csv", "a,b\n")
     assert list((tmp_path / "tables").iterdir()) == []
+
+
+# -- 3, 4 and the tutorial's group: what the start-up validation rejects ------------------------------------------
+
+
+def demo() -> dict:
+    config: dict = {}
+    for name in ("config.yaml", "demo.yaml"):
+        config = deep_merge(config, yaml.safe_load((ROOT / "config" / name).read_text()))
+    return config
+
+
+def _extra_convnet(c: dict) -> None:
+    c["levels"]["models"].append({"name": "convnet", "budget": 16000, "layers": 4, "alphas": [0]})
+
+
+def _extra_cnn_label(c: dict) -> None:
+    c["tutorial"]["models"].append({"label": "cnn", "model": "closure_escnn", "budget": 3000, "layers": 4})
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        (_extra_convnet, r"levels\.models\[3\]\.name: 'convnet' repeats levels\.models\[0\]"),
+        (_extra_cnn_label, r"tutorial\.models\[5\]\.label: 'cnn' repeats tutorial\.models\[0\]"),
+        (lambda c: c["levels"]["models"][2].update(alphas=[0, 0.01, 1e-2]),
+         r"models\[2\]\.alphas\[2\]: alpha 0\.01 repeats alphas\[1\]"),
+        (lambda c: c["tutorial"]["models"][0].update(penalty=0.1),
+         r"tutorial\.models\[0\]\.penalty: 'closure_cnn' has no regulariser .*'closure_cnn_penalty'"),
+        (lambda c: c["tutorial"]["models"][0].update(group="D4"),
+         r"tutorial\.models\[0\]\.group: 'D4' would be ignored by 'closure_cnn': it is not built for a group"),
+        (lambda c: c["levels"]["splits"].update(test=[28, 40]),
+         r"levels\.splits\.test: frames \[28, 40\) are not inside the 36 stored frames \(physics: steps 5 to 41"),
+        (lambda c: c["levels"]["physics"].update(keep_to=30), r"levels\.splits\.test: .* inside the 25 stored frames"),
+        (lambda c: c["rotation"]["frames"].update(test_future=[52, 95]),
+         r"rotation\.frames\.test_future: .* 90 stored"),
+    ],
+)  # fmt: skip
+def test_the_validation_rejects_duplicates_and_late_failures_naming_the_key(patch, message) -> None:
+    config = demo()
+    validate_config(copy.deepcopy(config))
+    patch(config)
+    with pytest.raises(ConfigError, match=message):
+        validate_config(config)
+
+
+def test_the_validation_rejects_cuda_on_a_torch_built_without_it(monkeypatch) -> None:
+    """Used to fail in the first training job, after the data were built: ``AttributeError … _cuda_reset…``."""
+    config = demo()
+    config["superres"]["training"]["device"] = "cuda:0"
+    monkeypatch.setattr(equidyn_config, "torch_cuda_build", lambda: True)
+    validate_config(copy.deepcopy(config))
+    monkeypatch.setattr(equidyn_config, "torch_cuda_build", lambda: False)
+    with pytest.raises(
+        ConfigError, match=r"superres\.training\.device: 'cuda:0', but this torch is built without CUDA"
+    ):
+        validate_config(config)
+
+
+def test_the_installed_torchs_cuda_build_is_read_without_importing_it() -> None:
+    assert equidyn_config.torch_cuda_build() is (torch.version.cuda is not None or torch.version.hip is not None)
+
+
+def test_a_cuda_job_on_a_machine_without_a_gpu_names_the_key(monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match=r"training\.device is 'cuda', but torch sees no CUDA device"):
+        TrainSettings(device="cuda").torch_device()

@@ -79,7 +79,15 @@ class TrainSettings:
     def torch_device(self) -> torch.device:
         if self.device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
+        device = torch.device(self.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            # the config validation catches a torch built without CUDA; this is a job on a machine without a GPU
+            built = f"built with CUDA {torch.version.cuda}" if torch.version.cuda else "built without CUDA"
+            raise RuntimeError(
+                f"training.device is {self.device!r}, but torch sees no CUDA device here (torch {torch.__version__}, "
+                f"{built}); use 'auto' (CUDA when available) or 'cpu'"
+            )
+        return device
 
     def __post_init__(self) -> None:
         if self.epochs < MIN_EPOCHS:
