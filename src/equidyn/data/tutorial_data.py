@@ -247,7 +247,8 @@ def _square_patches(x: np.ndarray, patch: int) -> np.ndarray:
 
 
 def check_not_degenerate(raw: dict[str, np.ndarray], names: dict[str, str], settings: TutorialData, path: str) -> None:
-    """Reject data no closure can be learnt from, naming the culprit: too small, constant, or without wind."""
+    """Reject data no closure can be learnt from, naming the culprit: too small, constant (everywhere, or on each
+    horizontal slice), or without wind."""
     n_y, n_x = next(iter(raw.values())).shape[-2:]
     coarse = min(n_y, n_x) // settings.factor
     if coarse < 3:
@@ -258,6 +259,14 @@ def check_not_degenerate(raw: dict[str, np.ndarray], names: dict[str, str], sett
     for role, values in raw.items():
         if float(values.max()) == float(values.min()):
             raise TutorialDataError(f"{path}: variable {names[role]!r} (the {role}) is constant ({values.flat[0]!r})")
+        if np.array_equal(values.max(axis=(-2, -1)), values.min(axis=(-2, -1))):
+            # every sub-filter flux it enters is then zero: its targets' scale is 0 and every training job fails
+            # with a non-finite loss (issue 22)
+            raise TutorialDataError(
+                f"{path}: variable {names[role]!r} (the {role}) is constant on every horizontal slice "
+                f"({'×'.join(settings.horizontal_dims)}); it varies only between slices, so the sub-filter fluxes "
+                "it enters are zero and there is nothing to learn"
+            )
     if not (np.any(raw["u"] != 0) or np.any(raw["v"] != 0)):
         raise TutorialDataError(f"{path}: the wind ({names['u']!r}, {names['v']!r}) is zero everywhere")
 
@@ -430,6 +439,12 @@ def _dataset(
     }
     for name, arr in y_all.items():
         scale = float(np.sqrt((arr[train].astype(np.float64) ** 2).mean()))
+        if not scale > 0:
+            raise TutorialDataError(
+                f"{path}: the target {name!r} is zero on every training sample, so it cannot be normalised or learnt"
+                + (f" (read from variable {settings.target_variables[name]!r})" if name in settings.target_variables
+                   else "")
+            )  # fmt: skip
         data_vars[f"target_{name}"] = (("sample", f"{name}_channel", "y", "x"), arr[idx].astype(np.float32))
         attrs[f"target_{name}_scale"] = scale
         attrs[f"target_{name}_layout"] = TARGETS[name]
