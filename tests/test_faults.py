@@ -134,3 +134,19 @@ def test_a_cuda_job_on_a_machine_without_a_gpu_names_the_key(monkeypatch) -> Non
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(RuntimeError, match=r"training\.device is 'cuda', but torch sees no CUDA device"):
         TrainSettings(device="cuda").torch_device()
+
+
+# -- minor: the rotation summary's lineage join takes a missing value as its siblings do ----------------------------
+
+
+def test_the_rotation_summary_joins_a_missing_lineage_value(tmp_path) -> None:
+    import pandas as pd
+
+    from equidyn.studies import rotation
+
+    run = {"model": "convnet", "alpha": 0.0, "params": 10, "config_sha": "c", "data_sha": "d"}
+    rows = [{**run, "seed": s, "git_rev": rev, "rmse_future": 1.0 + s, "rmse_domain": 2.0 + s}
+            for s, rev in ((0, "abc"), (1, None))]  # fmt: skip
+    pd.DataFrame(rows).to_csv(tmp_path / "benchmark.csv", index=False)  # the missing git_rev reads back as NaN
+    summary = rotation.summary_table(tmp_path / "benchmark.csv", tmp_path / "summary.csv")
+    assert summary.loc[0, "git_rev"] == "abc;nan" and summary.loc[0, "n_seeds"] == 2
