@@ -14,23 +14,32 @@ import os
 import runpy
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 ENV = "EQUIDYN_KILL_AFTER_EPOCH"
+# Or hold the job there (a long job, mid-run at a known point): write its pid to $EQUIDYN_HOLD_FILE and sleep.
+HOLD_ENV, HOLD_FILE_ENV = "EQUIDYN_HOLD_AFTER_EPOCH", "EQUIDYN_HOLD_FILE"
 STATE_FILE = "last.pt"  # the trainer's resumable state (equidyn.training.trainer): written last in each epoch
 
 
 def install() -> None:
-    """Make ``checkpoint.save`` SIGKILL this process after it saved the state of epoch ``$EQUIDYN_KILL_AFTER_EPOCH``."""
+    """Make ``checkpoint.save`` SIGKILL (or hold) this process after it saved the state of the chosen epoch."""
     from equidyn.training import checkpoint
 
     save = checkpoint.save
 
     def save_then_maybe_die(path: str | os.PathLike, payload: dict[str, Any]) -> None:
         save(path, payload)
-        if Path(path).name == STATE_FILE and os.environ.get(ENV) == str(payload.get("epoch")):
+        if Path(path).name != STATE_FILE:
+            return
+        if os.environ.get(ENV) == str(payload.get("epoch")):
             os.kill(os.getpid(), signal.SIGKILL)
+        if os.environ.get(HOLD_ENV) == str(payload.get("epoch")):
+            Path(os.environ[HOLD_FILE_ENV]).write_text(str(os.getpid()))
+            while True:
+                time.sleep(1)
 
     checkpoint.save = save_then_maybe_die
 

@@ -8,13 +8,23 @@ from __future__ import annotations
 
 import copy
 import errno
+import os
+import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+import xarray as xr
 import yaml
+import zarr
 
+import kill_hook
 from equidyn import atomic
 from equidyn import config as equidyn_config
 from equidyn.atomic import DiskFullError, write_text
@@ -150,3 +160,127 @@ def test_the_rotation_summary_joins_a_missing_lineage_value(tmp_path) -> None:
     pd.DataFrame(rows).to_csv(tmp_path / "benchmark.csv", index=False)  # the missing git_rev reads back as NaN
     summary = rotation.summary_table(tmp_path / "benchmark.csv", tmp_path / "summary.csv")
     assert summary.loc[0, "git_rev"] == "abc;nan" and summary.loc[0, "n_seeds"] == 2
+
+
+# -- Snakemake runs of a tiny tutorial on a user's file: logs of resumed jobs, orphans, the input's checks ---------
+
+RUN = "results/faults/runs/tutorial/f0/cnn/seed0"
+TRAIN_LOG = "results/faults/logs/runs/tutorial/f0/cnn/seed0/train.log"
+PREPARED = "results/faults/data/tutorial/f0/prepared.zarr"
+
+
+def _user_data(path: Path) -> xr.Dataset:
+    rng = np.random.default_rng(0)
+    ds = xr.Dataset({k: (("time", "y", "x"), rng.standard_normal((30, 16, 16))) for k in "uvw"})
+    ds["u"] = ds.u + 1.5  # a mean wind along +x
+    if path.suffix == ".zarr":
+        ds.to_zarr(path, mode="w")
+    else:
+        ds.to_netcdf(path)
+    return ds
+
+
+@pytest.fixture
+def tutorial_dir(tmp_path: Path) -> Path:
+    """A workflow directory: a user's NetCDF (``user.nc``) and a one-run tutorial config (``tiny.yaml``)."""
+    _user_data(tmp_path / "user.nc")
+    tiny = {
+        "name": "faults",
+        "tutorial": {
+            "data": {"factor": 2, "levels": 0, "mean_wind": 0.0},
+            "outputs": ["uv"],
+            "coriolis": {"f": 0.0, "models": []},
+            "seeds": [0],
+            "models": [{"label": "cnn", "model": "closure_cnn", "hidden": 4, "layers": 3}],
+            "training": {"epochs": 4, "batch_size": 8, "lr": 3e-3, "patience": 4, "device": "cpu"},
+        },
+    }
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(tiny))
+    return tmp_path
+
+
+def snakemake(directory: Path, *args: str, python_dir: Path | None = None, **env: str) -> subprocess.Popen:
+    """Snakemake on the tiny config, with ``python_dir`` first on PATH (the jobs' and the job server's python)."""
+    path = os.pathsep.join(filter(None, [str(python_dir or ""), str(Path(sys.executable).parent), os.environ["PATH"]]))
+    return subprocess.Popen(
+        [sys.executable, "-m", "snakemake", *args, "--snakefile", str(ROOT / "Snakefile"), "--cores", "1",
+         "--directory", str(directory), "--configfile", str(directory / "tiny.yaml")],
+        env={**os.environ, "PATH": path, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+def finished(proc: subprocess.Popen) -> tuple[int, str]:
+    out, _ = proc.communicate()
+    return proc.returncode, out
+
+
+def test_a_resumed_jobs_log_keeps_the_killed_attempt(tutorial_dir, python_killed_after_epoch) -> None:
+    """Snakemake 9 deletes a job's log before each attempt, so ``>> {log}`` kept only the resumed attempt
+    ("resuming … after epoch 2" and the later epochs). Every attempt now appends to an attempt log in the run
+    folder, which the rule copies to its log."""
+    data = "tutorial_data=user.nc"
+    killed = snakemake(tutorial_dir, f"{RUN}/history.csv", "--config", data,
+                       python_dir=python_killed_after_epoch.parent, **{kill_hook.ENV: "2"})  # fmt: skip
+    code, out = finished(killed)
+    assert code != 0 and (tutorial_dir / RUN / "state" / "last.pt").exists(), out[-3000:]
+    code, out = finished(snakemake(tutorial_dir, f"{RUN}/history.csv", "--config", data))
+    assert code == 0, out[-3000:]
+    log = (tutorial_dir / TRAIN_LOG).read_text()
+    epochs = [int(m) for m in re.findall(r"INFO equidyn\.training\.trainer: epoch (\d+):", log)]
+    assert epochs == [1, 2, 3, 4], log  # the killed attempt's epochs, then the resumed attempt's
+    assert log.index("epoch 2:") < log.index("after epoch 2") < log.index("epoch 3:")
+    assert (tutorial_dir / RUN / "train.attempts.log").read_text() == log
+
+
+def test_a_killed_job_server_leaves_no_job_after_snakemake_exits(tutorial_dir, python_killed_after_epoch) -> None:
+    """SIGKILL of the job server mid-job: the job used to keep training as an orphan (PPID 1) after Snakemake
+    exited, and to write complete outputs about 20 s later that a rerun trusted."""
+    hold = tutorial_dir / "job.pid"
+    run = snakemake(tutorial_dir, f"{RUN}/history.csv", "--config", "tutorial_data=user.nc",
+                    python_dir=python_killed_after_epoch.parent,
+                    **{kill_hook.HOLD_ENV: "1", kill_hook.HOLD_FILE_ENV: str(hold)})  # fmt: skip
+    try:
+        while not (hold.exists() and hold.read_text()):  # pytest-timeout is the hang guard
+            time.sleep(0.05)
+        job = int(hold.read_text())
+        server = int(Path(f"/proc/{job}/stat").read_text().rsplit(")", 1)[1].split()[1])  # the job's parent
+        assert "equidyn.jobserver" in Path(f"/proc/{server}/cmdline").read_bytes().decode(errors="replace")
+        os.kill(server, signal.SIGKILL)
+        code, out = finished(run)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert code != 0, out[-3000:]
+    assert "stopped before the job finished" in (tutorial_dir / TRAIN_LOG).read_text()  # the client's word
+    while _alive(job):
+        time.sleep(0.05)
+    assert not (tutorial_dir / RUN / "history.csv").exists()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def test_a_mistyped_tutorial_data_path_is_an_error_even_when_results_exist(tutorial_dir) -> None:
+    """It used to be accepted ("Nothing to be done", exit 0), so the old results looked current."""
+    code, out = finished(snakemake(tutorial_dir, f"{RUN}/history.csv", "--config", "tutorial_data=user.nc"))
+    assert code == 0, out[-3000:]
+    code, out = finished(snakemake(tutorial_dir, f"{RUN}/history.csv", "-n", "--config", "tutorial_data=usr.nc"))
+    assert code != 0 and "tutorial_data: the tutorial input usr.nc does not exist" in out, out[-3000:]
+
+
+def test_a_zarr_input_changed_in_place_is_prepared_again(tutorial_dir) -> None:
+    """Snakemake compares a directory input by its own mtime, which rewriting a chunk does not change."""
+    ds = _user_data(tutorial_dir / "user.zarr")
+    code, out = finished(snakemake(tutorial_dir, PREPARED, "--config", "tutorial_data=user.zarr"))
+    assert code == 0, out[-3000:]
+    mtime = (tutorial_dir / "user.zarr").stat().st_mtime_ns
+    group = zarr.open_group(str(tutorial_dir / "user.zarr"), mode="r+")
+    group["w"][:] = 2 * ds.w.values  # in place: the same chunk files, rewritten
+    assert (tutorial_dir / "user.zarr").stat().st_mtime_ns == mtime
+    code, out = finished(snakemake(tutorial_dir, PREPARED, "-n", "--config", "tutorial_data=user.zarr"))
+    assert code == 0 and re.search(r"^tutorial_prepare\s+1$", out, re.M), out[-3000:]
