@@ -21,6 +21,7 @@ for _study in W.measured_studies():
                 settings=lambda w, s=_study, m=_measure: W.measure_settings(s, w, m),
                 study=_study,
                 measure=_measure,
+                attempts=W.output_attempts,
             log:
                 W.measure_pattern(_study, _measure, "logs"),
             benchmark:
@@ -33,9 +34,10 @@ for _study in W.measured_studies():
             conda:
                 ENV
             shell:
+                "cat {params.attempts:q} > {log} 2>/dev/null || true; "
                 "python -m equidyn.cli measure --study {params.study} --measure {params.measure}"
                 " --settings {params.settings:q} --store {input.store} --checkpoint {input.checkpoint} --out {output}"
-                " --threads {threads} >> {log} 2>&1"
+                " --threads {threads} 2>&1 | tee -a {params.attempts:q} >> {log}"
 
 
 rule dynamics_table:

@@ -85,6 +85,7 @@ rule levels_train:
     params:
         settings=lambda w: W.run_settings("levels", w),
         run_dir=lambda w: W.run_dir("levels", w),
+        attempts=W.train_attempts("levels"),
     log:
         R(f"logs/{LV_RUN}/train.log"),
     benchmark:
@@ -97,9 +98,10 @@ rule levels_train:
     conda:
         ENV
     shell:
+        "cat {params.attempts:q} > {log} 2>/dev/null || true; "
         "python -m equidyn.cli levels-train --settings {params.settings:q} --store {input.store} --model {wildcards.model}"
         " --alpha {wildcards.alpha} --level {wildcards.level} --seed {wildcards.seed} --run-dir {params.run_dir}"
-        " --threads {threads} >> {log} 2>&1"
+        " --threads {threads} 2>&1 | tee -a {params.attempts:q} >> {log}"
 
 
 rule levels_data_table:

@@ -40,6 +40,7 @@ rule rotation_train:
     params:
         settings=lambda w: W.run_settings("rotation", w),
         run_dir=lambda w: W.run_dir("rotation", w),
+        attempts=W.train_attempts("rotation"),
     log:
         R(f"logs/{RO_RUN}/train.log"),
     benchmark:
@@ -52,9 +53,10 @@ rule rotation_train:
     conda:
         ENV
     shell:
+        "cat {params.attempts:q} > {log} 2>/dev/null || true; "
         "python -m equidyn.cli rotation-train --settings {params.settings:q} --store {input.store} --model {wildcards.model}"
         " --alpha {wildcards.alpha} --seed {wildcards.seed} --run-dir {params.run_dir} --threads {threads}"
-        " >> {log} 2>&1"
+        " 2>&1 | tee -a {params.attempts:q} >> {log}"
 
 
 rule rotation_tables:

@@ -18,6 +18,7 @@ rule superres_data:
         directory(W.store("superres")),
     params:
         settings=settings_json({"data": SR["data"]}),
+        attempts=W.output_attempts,
     log:
         R("logs/superres/data.log"),
     benchmark:
@@ -32,7 +33,9 @@ rule superres_data:
         ENV
     shell:
         # The JHTDB token is read from the environment variable named in the config; it never appears here.
-        "python -m equidyn.cli superres-data --settings {params.settings:q} --out {output} --threads {threads} >> {log} 2>&1"
+        "cat {params.attempts:q} > {log} 2>/dev/null || true; "
+        "python -m equidyn.cli superres-data --settings {params.settings:q} --out {output} --threads {threads}"
+        " 2>&1 | tee -a {params.attempts:q} >> {log}"
 
 
 rule superres_train:
@@ -43,6 +46,7 @@ rule superres_train:
     params:
         settings=lambda w: W.run_settings("superres", w),
         run_dir=lambda w: W.run_dir("superres", w),
+        attempts=W.train_attempts("superres"),
     log:
         R(f"logs/{SR_RUN}/train.log"),
     benchmark:
@@ -55,9 +59,10 @@ rule superres_train:
     conda:
         ENV
     shell:
+        "cat {params.attempts:q} > {log} 2>/dev/null || true; "
         "python -m equidyn.cli superres-train --settings {params.settings:q} --store {input.store} --model {wildcards.model}"
         " --alpha {wildcards.alpha} --seed {wildcards.seed} --run-dir {params.run_dir} --threads {threads}"
-        " >> {log} 2>&1"
+        " 2>&1 | tee -a {params.attempts:q} >> {log}"
 
 
 rule superres_table:

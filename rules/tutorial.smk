@@ -5,6 +5,9 @@
 
 TU = config["tutorial"]
 TU_RUN = W.run_dir_pattern("tutorial")
+# A missing input file stops the workflow here, at start-up: when the DAG is built, a missing input of a job whose
+# outputs exist is no error ("Nothing to be done"), and a mistyped path would leave the old results looking current.
+W.tutorial_user_file()
 
 
 wildcard_constraints:
@@ -90,6 +93,7 @@ rule tutorial_train:
     params:
         settings=lambda w: W.run_settings("tutorial", w),
         run_dir=lambda w: W.run_dir("tutorial", w),
+        attempts=W.train_attempts("tutorial"),
     log:
         R(f"logs/{TU_RUN}/train.log"),
     benchmark:
@@ -102,9 +106,10 @@ rule tutorial_train:
     conda:
         ENV
     shell:
+        "cat {params.attempts:q} > {log} 2>/dev/null || true; "
         "python -m equidyn.cli tutorial-train --settings {params.settings:q} --store {input.store} --flow {wildcards.flow}"
         " --label {wildcards.label} --seed {wildcards.seed} --run-dir {params.run_dir} --threads {threads}"
-        " >> {log} 2>&1"
+        " 2>&1 | tee -a {params.attempts:q} >> {log}"
 
 
 rule tutorial_table:

@@ -28,6 +28,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture
+def python_killed_after_epoch(tmp_path_factory: pytest.TempPathFactory):
+    """A ``python`` on whose training jobs ``$EQUIDYN_KILL_AFTER_EPOCH=N`` acts: SIGKILL after epoch N's state is
+    saved (tests/kill_hook.py). Its directory can go first on ``PATH``, for Snakemake's jobs and the job server."""
+    from kill_hook import write_python
+
+    return write_python(tmp_path_factory.mktemp("killhook"))
+
+
+@pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -37,6 +39,13 @@ def run(argv):
     if cmd == "sleep":
         with open(argv[1], "w") as fh:
             fh.write(str(os.getpid()))
+        time.sleep(120)
+        return 0
+    if cmd == "sleep-tree":  # a job that started a process of its own (a data loader's worker, a solver)
+        import subprocess
+        child = subprocess.Popen(["sleep", "120"])
+        with open(argv[1], "w") as fh:
+            fh.write(f"{os.getpid()} {child.pid}")
         time.sleep(120)
         return 0
     if cmd == "threads":
@@ -175,6 +184,107 @@ def test_a_stopped_server_fails_the_running_job_and_kills_it(server, tmp_path) -
     assert not _alive(job)
 
 
+def _probe_server(path: str, *modules: str, **env: str) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, path, *modules], env=_env(**env), stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    _wait_for(lambda: os.path.exists(path) or proc.poll() is not None)
+    return proc
+
+
+def test_a_killed_server_leaves_no_job_running(tmp_path) -> None:
+    """SIGKILL of the server mid-job (issue 22): its client kills the job's process group, so neither the job nor
+    what it started outlives it (they used to keep training as orphans and write outputs a rerun trusted)."""
+    path = f"/tmp/eq-js-killed-{os.getpid()}.sock"
+    proc = _probe_server(path)
+    pidfile = tmp_path / "pids"
+    out = client(path, "sleep-tree", str(pidfile))
+    try:
+        _wait_for(lambda: pidfile.exists() and len(pidfile.read_text().split()) == 2)
+        job, started = map(int, pidfile.read_text().split())
+        proc.kill()
+        proc.wait()
+        _, err = out.communicate()
+        assert out.returncode == 1 and "stopped before the job finished" in err
+        _wait_for(lambda: not _alive(job) and not _alive(started))
+    finally:
+        for p in (proc, out):
+            if p.poll() is None:
+                p.kill()
+        Path(path).unlink(missing_ok=True)
+
+
+def test_a_job_dies_with_its_server_even_when_its_client_cannot_act(tmp_path) -> None:
+    """The kernel's part (PR_SET_PDEATHSIG): with the client stopped, a killed server still takes its job along."""
+    path = f"/tmp/eq-js-pdeath-{os.getpid()}.sock"
+    proc = _probe_server(path)
+    pidfile = tmp_path / "pid"
+    out = client(path, "sleep", str(pidfile))
+    try:
+        _wait_for(lambda: pidfile.exists() and pidfile.read_text())
+        job = int(pidfile.read_text())
+        out.send_signal(signal.SIGSTOP)
+        proc.kill()
+        proc.wait()
+        _wait_for(lambda: not _alive(job))
+    finally:
+        for p in (proc, out):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        Path(path).unlink(missing_ok=True)
+
+
+def test_a_module_that_fails_to_preload_does_not_stop_the_server(tmp_path) -> None:
+    """Any import error in the preload (``MPLBACKEND=bogus``: ValueError) is logged and skipped (issue 22); the
+    server used to die and its connected jobs to fail with ConnectionResetError."""
+    (tmp_path / "broken_on_import.py").write_text("raise ValueError('bogus backend')\n")
+    path = f"/tmp/eq-js-preload-{os.getpid()}.sock"
+    proc = _probe_server(path, "broken_on_import", PYTHONPATH=f"{SRC}{os.pathsep}{tmp_path}")
+    try:
+        out = client(path, "exit", "5")
+        out.communicate()
+        assert out.returncode == 5
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        _, log = proc.communicate()
+    assert "not preloading broken_on_import" in log and "ValueError: bogus backend" in log
+
+
+def test_a_server_gone_before_the_job_started_runs_it_in_the_clients_process(tmp_path) -> None:
+    """A server that hangs up before it forked the job ran nothing: the client runs the job itself."""
+    path = f"/tmp/eq-js-gone-{os.getpid()}.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(1)
+    try:
+        hang_up = threading.Thread(target=lambda: listener.accept()[0].close())
+        hang_up.start()
+        assert jobserver.delegate(["validate-config"], path=path) is None
+        hang_up.join()
+    finally:
+        listener.close()
+        Path(path).unlink(missing_ok=True)
+
+
+def test_a_bogus_matplotlib_backend_leaves_the_real_server_serving(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv(jobserver.ENV, raising=False)
+    log = tmp_path / "server.log"
+    handle = jobserver.start(sys.executable, str(log), _env(MPLBACKEND="bogus"))
+    assert handle is not None
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "equidyn.cli", "validate-config", "/nonexistent.yaml"],
+            env=_env(MPLBACKEND="bogus"), capture_output=True, text=True,
+        )  # fmt: skip
+        assert out.returncode == 1 and "/nonexistent.yaml" in out.stderr
+        assert "the job's peak RSS was" in out.stderr  # the server ran it
+        assert handle.process.poll() is None
+    finally:
+        handle.stop()
+    assert "not preloading matplotlib.pyplot" in log.read_text()
+
+
 def test_the_server_stops_when_the_workflow_is_gone(tmp_path) -> None:
     path = f"/tmp/eq-js-parent-{os.getpid()}.sock"
     workflow = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
@@ -228,3 +338,35 @@ def test_start_gives_up_cleanly_when_the_server_cannot_start(tmp_path, monkeypat
 def test_no_server_on_a_cluster_under_conda_or_when_disabled(tmp_path, local_exec, deployment, enabled) -> None:
     wf = SimpleNamespace(local_exec=local_exec, deployment_settings=SimpleNamespace(deployment_method=deployment))
     assert jobserver.start_for_workflow(wf, enabled=enabled, src=SRC, log=str(tmp_path / "log")) is None
+
+
+def test_start_removes_the_directories_that_killed_workflows_left(tmp_path) -> None:
+    """A SIGKILLed Snakemake leaves its server's /tmp/equidyn-jobs-* directory (issue 22): gone servers' old
+    directories go; a live server's, and one too young to tell (a server starting now), stay."""
+    old = time.time() - 2 * jobserver.READY_TIMEOUT_S
+
+    def directory(name: str) -> Path:
+        d = tmp_path / f"{jobserver.DIRECTORY_PREFIX}{name}"
+        d.mkdir()
+        return d
+
+    empty, young = directory("empty"), directory("young")
+    dead = directory("dead")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as gone:
+        gone.bind(str(dead / "socket"))  # a SIGKILLed server's socket: the file stays, nobody listens
+    live = directory("live")
+    proc = _probe_server(str(live / "socket"))
+    try:
+        other = tmp_path / "unrelated"
+        other.mkdir()
+        for d in (empty, dead, live, other):
+            os.utime(d, (old, old))
+        assert sorted(jobserver.remove_stale_directories(tmp_path)) == sorted([empty, dead])
+        assert young.exists() and live.exists() and other.exists()
+        out = client(str(live / "socket"), "exit", "0")  # the live server, probed, still serves
+        out.communicate()
+        assert out.returncode == 0
+    finally:
+        proc.terminate()
+        _, log = proc.communicate()
+    assert "bad request" not in log  # the probe is not logged as a failed request

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
+import kill_hook
 from equidyn import jobserver
 from equidyn.data.smoke import PlumePhysics
 from equidyn.data.smoke_datasets import build_level, frames_dataset
@@ -20,7 +21,6 @@ from equidyn.store import write_store
 from equidyn.studies import levels
 from equidyn.training import checkpoint
 from equidyn.training.tasks import ForecastTask, rollout_loss
-from equidyn.training.trainer import KILL_ENV
 
 SETTINGS = {
     "splits": {"train": [0, 8], "valid": [8, 11], "test": [11, 14]},
@@ -134,27 +134,29 @@ def _same_numbers(a_dir, b_dir) -> tuple[dict, dict]:
 
 
 @pytest.mark.parametrize("job_server", [False, True], ids=["own-process", "job-server"])
-def test_a_killed_training_job_resumes_to_identical_numbers(level_store, tmp_path, job_server) -> None:
+def test_a_killed_training_job_resumes_to_identical_numbers(
+    level_store, tmp_path, job_server, python_killed_after_epoch
+) -> None:
     """Killed and resumed equals straight; also when the killed and resumed jobs are forked by the local job
     server (equidyn.jobserver) and the straight one runs in its own process: the server changes no number."""
     settings = json.dumps(levels.run_settings(SETTINGS, {"model": "rsteer"}))
     server = None
     if job_server:
-        server = jobserver.start(sys.executable, str(tmp_path / "server.log"),
+        server = jobserver.start(str(python_killed_after_epoch), str(tmp_path / "server.log"),
                                  {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})  # fmt: skip
         assert server is not None
 
     def cli(run_dir, kill_after=None, via_server=job_server):
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-        env.pop(KILL_ENV, None)
+        env.pop(kill_hook.ENV, None)
         env.pop(jobserver.ENV, None)
         if via_server:
             env[jobserver.ENV] = server.path
         if kill_after is not None:
-            env[KILL_ENV] = str(kill_after)
+            env[kill_hook.ENV] = str(kill_after)
         return subprocess.run(
             [
-                sys.executable,
+                str(python_killed_after_epoch) if kill_after is not None else sys.executable,
                 "-m",
                 "equidyn.cli",
                 "levels-train",

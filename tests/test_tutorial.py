@@ -273,6 +273,24 @@ def test_degenerate_data_is_rejected_naming_the_variable(tmp_path: Path, rng) ->
     assert not (tmp_path / "p.zarr").exists()
 
 
+def test_a_scalar_constant_on_each_slice_is_rejected_naming_it(tmp_path: Path, rng) -> None:
+    """Constant within each sample but not across samples: it used to pass, with ``target_vector_flux_scale = 0``,
+    and every training job then failed with a NonFiniteLossError (issue 22)."""
+    per_slice = np.broadcast_to(rng.standard_normal(30)[:, None, None], (30, 16, 16))
+    path = user_file(tmp_path, rng, w=(("time", "y", "x"), per_slice))
+    with pytest.raises(TutorialDataError, match=r"'w' \(the scalar\) is constant on every horizontal slice \(y×x\)"):
+        prepare(TutorialData(factor=2), path, ["uv", "vector_flux"], tmp_path / "p.zarr")
+    assert not (tmp_path / "p.zarr").exists()
+
+
+def test_a_target_that_is_zero_on_the_training_split_is_rejected_naming_it(tmp_path: Path, rng) -> None:
+    path = user_file(tmp_path, rng, flux=(("time", "y", "x"), np.zeros((30, 16, 16))))
+    settings = TutorialData(factor=2, target_variables={"uv": "flux"})
+    with pytest.raises(TutorialDataError, match=r"target 'uv' is zero on every training sample.*variable 'flux'"):
+        prepare(settings, path, ["uv"], tmp_path / "p.zarr")
+    assert not (tmp_path / "p.zarr").exists()
+
+
 def test_training_split_keeps_only_biased_samples(tmp_path: Path, rng) -> None:
     angles = np.linspace(-180, 180, 40, endpoint=False)
     fields = periodic_fields(rng, n=12, batch=40).numpy() * 0.1

@@ -8,11 +8,16 @@ checkpoint or zarr store is never visible under the name a downstream rule reads
 A process killed with SIGKILL cannot clean up, so it leaves its hidden temporary sibling behind (at paper scale, a
 partial zarr store per kill). Every atomic write therefore first removes the stale temporaries of *its own* target
 (:func:`remove_stale_temporaries`): the next attempt at an output cleans up after the killed one.
+
+A write that fails for want of space (``ENOSPC``, ``EDQUOT``, or torch's ``unexpected pos`` from a short write)
+raises :class:`DiskFullError`, which names the output and the free space on its file system: the writers' own
+messages name neither (issue 22).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -21,6 +26,39 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFullError(OSError):
+    """Writing an output failed because its file system (or the user's quota there) is full."""
+
+    @classmethod
+    def writing(cls, path: str | os.PathLike, cause: BaseException) -> DiskFullError:
+        """The error for ``cause`` while writing ``path``: the path, the free space where it goes, the cause."""
+        free = free_bytes(path)
+        where = f"{free / 2**20:.1f} MiB free" if free is not None else "free space unknown"
+        return cls(
+            errno.ENOSPC,
+            f"cannot write {path}: no space left ({where} on its file system, or a quota is reached); free some "
+            f"space or point the results elsewhere, then rerun ({cause})",
+        )
+
+
+def free_bytes(path: str | os.PathLike) -> int | None:
+    """Bytes free for this user on the file system that holds ``path`` (its nearest existing ancestor)."""
+    here = Path(path).absolute()
+    while not here.exists() and here != here.parent:
+        here = here.parent
+    try:
+        return shutil.disk_usage(here).free
+    except OSError:
+        return None
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """Whether ``err`` is a write that failed for want of space."""
+    return isinstance(err, OSError) and err.errno in FULL_ERRNOS and not isinstance(err, DiskFullError)
 
 
 def _stale_pattern(name: str) -> re.Pattern[str]:
@@ -69,8 +107,10 @@ def atomic_path(path: str | os.PathLike, *, keep_suffix: bool = True) -> Iterato
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         tmp.unlink(missing_ok=True)
+        if is_disk_full(err):
+            raise DiskFullError.writing(path, err) from err
         raise
 
 
@@ -90,8 +130,10 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
+        if is_disk_full(err):
+            raise DiskFullError.writing(path, err) from err
         raise
 
 

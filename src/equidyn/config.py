@@ -4,8 +4,10 @@ The Snakefile validates the merged config at start-up with this module, so a mis
 before any job runs, with an error that names the key and where it sits (``levels.training: unknown key
 'lr_gama'``). The CLI and the tests use the same function. Beyond the schema, :func:`check_runnable` rejects what
 would otherwise fail only after the data were built (minutes in the demo, hours at paper scale): an unknown model,
-a 3-D model in a 2-D study, alpha > 0 for a model without a penalty, a level beyond the base plumes, a dynamics
-selection that selects nothing.
+a 3-D model in a 2-D study, alpha > 0 (or a tutorial ``penalty``) for a model without a penalty, a level beyond the
+base plumes, a split beyond the stored frames, a dynamics selection that selects nothing, ``device: cuda`` on a
+torch without CUDA; and what would run but silently mislead: two model entries with one identity, a tutorial
+``group`` that the model ignores.
 
 Values given on the command line (``--config 'levels={training: {epochs: 10}}'``) reach the Snakefile as strings;
 :func:`coerce_to_schema` converts them to the types the schema asks for before validation.
@@ -204,7 +206,133 @@ def check_runnable(config: dict[str, Any]) -> list[str]:
             )
     problems += _level_problems(config.get("levels"))
     problems += _dynamics_problems(config)
+    problems += _duplicate_problems(config)
+    problems += _tutorial_problems(config.get("tutorial"))
+    problems += _frame_range_problems(config)
+    problems += _device_problems(config)
     return problems
+
+
+#: what identifies a study's model entry: its runs, run directories and table rows are keyed by it
+MODEL_IDENTITY = {"levels": "name", "rotation": "name", "superres": "name", "tutorial": "label"}
+
+
+def _repeats(values: list[Any]) -> list[tuple[int, Any, int]]:
+    """``(index, value, index of its first occurrence)`` of every repeated value."""
+    first: dict[str, int] = {}
+    out = []
+    for i, value in enumerate(values):
+        key = repr(value)
+        if key in first:
+            out.append((i, value, first[key]))
+        else:
+            first[key] = i
+    return out
+
+
+def _duplicate_problems(config: dict[str, Any]) -> list[str]:
+    """Two model entries with one identity make one set of runs: the second entry is never trained and the first
+    run's results enter the tables twice (a duplicated row, n_seeds = 1 with a zero-width CI). So does an alpha
+    given twice (the schema's ``uniqueItems`` covers seeds and levels)."""
+    problems = []
+    for study, key in MODEL_IDENTITY.items():
+        models = (config.get(study) or {}).get("models", [])
+        for i, value, first in _repeats([m.get(key) for m in models]):
+            problems.append(
+                f"{study}.models[{i}].{key}: {value!r} repeats {study}.models[{first}]; a run is identified by its "
+                f"{key}, so give each entry its own {key} (or merge the two)"
+            )
+        for j, entry in enumerate(models):
+            for i, value, first in _repeats([float(a) for a in entry.get("alphas", [])]):
+                problems.append(f"{study}.models[{j}].alphas[{i}]: alpha {value:g} repeats alphas[{first}]")
+    return problems
+
+
+def _tutorial_problems(tutorial: dict[str, Any] | None) -> list[str]:
+    """A ``penalty:`` weighs a regulariser, and a ``group:`` chooses the group of a model built for several: on any
+    other model each was silently ignored."""
+    from .models.registry import MODELS
+
+    problems = []
+    for i, entry in enumerate((tutorial or {}).get("models", [])):
+        info = MODELS.get(entry.get("model"))
+        if info is None:
+            continue  # named by check_runnable
+        name, where = entry["model"], f"tutorial.models[{i}]"
+        if entry.get("penalty") and not info.penalty:
+            with_penalty = sorted(m for m, inf in MODELS.items() if inf.penalty and m.startswith("closure_"))
+            problems.append(
+                f"{where}.penalty: {name!r} has no regulariser for the penalty to weigh; use one of {with_penalty} "
+                "or drop the key"
+            )
+        if "group" in entry and entry["group"] not in info.groups:
+            allowed = f"it is built for {list(info.groups)}" if info.groups else "it is not built for a group"
+            problems.append(f"{where}.group: {entry['group']!r} would be ignored by {name!r}: {allowed}")
+    return problems
+
+
+#: the frame ranges of a 2-D study, checked against the frames its physics stores
+FRAME_RANGES = {"levels": "splits", "rotation": "frames"}
+
+
+def _frame_range_problems(config: dict[str, Any]) -> list[str]:
+    """A split beyond the stored frames (``physics``: steps ``keep_from`` … ``keep_to`` (default ``n_steps``),
+    exclusive) used to fail only when the data were built."""
+    problems = []
+    for study, key in FRAME_RANGES.items():
+        section = config.get(study)
+        if not section:
+            continue
+        physics = section["physics"]
+        stored = (physics.get("keep_to") or physics["n_steps"]) - physics["keep_from"]
+        for split, (lo, hi) in section[key].items():
+            if not 0 <= lo < hi <= stored:
+                problems.append(
+                    f"{study}.{key}.{split}: frames [{lo}, {hi}) are not inside the {stored} stored frames "
+                    f"(physics: steps {physics['keep_from']} to {physics.get('keep_to') or physics['n_steps']}, "
+                    "exclusive)"
+                )
+    return problems
+
+
+def _device_problems(config: dict[str, Any]) -> list[str]:
+    """``training.device: cuda`` with a torch built without CUDA fails in the first training job, after the data
+    were built, with ``AttributeError … _cuda_resetPeakMemoryStats``. The build is read from torch's version file,
+    not by importing torch (seconds at every start-up); where torch is not importable here (a Snakemake outside
+    the project's environment) nothing is checked, and the training job names the key."""
+    build = torch_cuda_build()
+    if build is not False:
+        return []
+    problems = []
+    for study in MODEL_IDENTITY:
+        device = str((config.get(study) or {}).get("training", {}).get("device", "auto"))
+        if device.startswith("cuda"):
+            problems.append(
+                f"{study}.training.device: {device!r}, but this torch is built without CUDA; use 'auto' (CUDA when "
+                "available) or 'cpu', or install a CUDA build of torch"
+            )
+    return problems
+
+
+def torch_cuda_build() -> bool | None:
+    """Whether the installed torch is built with CUDA (or ROCm); ``None`` if torch or its version file is absent."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("torch")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    version = Path(next(iter(spec.submodule_search_locations))) / "version.py"
+    try:
+        text = version.read_text()
+    except OSError:
+        return None
+    builds = re.findall(r"^(cuda|hip)\s*(?::[^=]*)?=\s*(.+?)\s*$", text, re.M)
+    if not builds:
+        return None
+    return any(value != "None" for _name, value in builds)
 
 
 def _level_problems(levels: dict[str, Any] | None) -> list[str]:

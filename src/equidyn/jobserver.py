@@ -16,7 +16,15 @@ Guarantees (each tested in tests/test_jobserver.py):
   shell's convention), so a failed or killed job fails the rule.
 * **No orphans.** A client that gets SIGTERM/SIGINT/SIGHUP forwards it to the job's process group; a client that
   dies (SIGKILL) closes its connection, and the server kills the job. The server exits, killing its jobs, when the
-  process that started it (Snakemake) is gone.
+  process that started it (Snakemake) is gone. A server that is killed itself (SIGKILL, the OOM killer) takes its
+  jobs with it: each job is forked with ``PR_SET_PDEATHSIG`` = SIGKILL (Linux), and its client, which learns the
+  job's pid when the job starts, kills the job's process group (what the job started included) when the
+  connection drops before the job's status arrives.
+* **A broken preload is not a broken server.** A module whose import fails in the server for any reason (not only
+  ImportError: ``MPLBACKEND=bogus`` makes ``matplotlib.pyplot`` raise ValueError) is skipped, with the error in
+  the server's log; a job that needs it imports it itself and fails, if it does, with the error in its own log.
+  A server that is gone before it started a job (it died, or stopped meanwhile) is no server: the client runs the
+  job in its own process.
 * **Optional.** Without ``EQUIDYN_JOB_SERVER`` in the environment, or when its socket does not answer, the job
   runs in its own process as before. The Snakefile starts a server only for local execution (never in a dry run
   or on a cluster, where each job runs on its own node and Snakemake's ``group:`` jobs already share allocations).
@@ -40,6 +48,7 @@ import select
 import shutil
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -84,7 +93,6 @@ def delegate(argv: Sequence[str], path: str | None = None) -> int | None:
         return None
     header = json.dumps({"argv": list(argv), "cwd": os.getcwd(), "env": dict(os.environ)}).encode()
     fds = array.array("i", [0, 1, 2])
-    sock.sendmsg([_HEADER.pack(len(header)) + header], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds.tobytes())])
 
     def forward(signum: int, _frame: object) -> None:
         with contextlib.suppress(OSError):
@@ -92,21 +100,51 @@ def delegate(argv: Sequence[str], path: str | None = None) -> int | None:
 
     previous = {s: signal.signal(s, forward) for s in FORWARDED_SIGNALS}
     try:
-        data = b""
-        while len(data) < _STATUS.size:
-            chunk = sock.recv(_STATUS.size - len(data))
-            if not chunk:
-                print(f"equidyn: the job server at {path} stopped before the job finished", file=sys.stderr)
-                return 1
-            data += chunk
-        return _STATUS.unpack(data)[0]
+        try:
+            sock.sendmsg([_HEADER.pack(len(header)) + header], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds.tobytes())])
+            job = _recv_int(sock)
+        except OSError:
+            job = None
+        if job is None:  # the server went away before it forked the job: nothing ran, so run it here
+            print(f"equidyn: the job server at {path} did not start the job; running it in this process",
+                  file=sys.stderr)  # fmt: skip
+            return None
+        try:
+            status = _recv_int(sock)
+        except OSError:
+            status = None
+        if status is None:
+            # the server died (SIGKILL, OOM) while the job ran: the job is forked with PR_SET_PDEATHSIG, and
+            # anything it started is in its process group, which no one else would end (the group only: a pid
+            # alone may have been reused by now)
+            with contextlib.suppress(OSError):
+                os.killpg(job, signal.SIGKILL)
+            print(f"equidyn: the job server at {path} stopped before the job finished; its job (pid {job}) "
+                  "was killed", file=sys.stderr)  # fmt: skip
+            return 1
+        return status
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
         sock.close()
 
 
+def _recv_int(sock: socket.socket) -> int | None:
+    """One network-order int from ``sock``: the job's pid, then its exit status; ``None`` if the peer hung up."""
+    data = b""
+    while len(data) < _STATUS.size:
+        chunk = sock.recv(_STATUS.size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return _STATUS.unpack(data)[0]
+
+
 # --------------------------------------------------------------------------------------------------- the server
+
+
+class _Probe(Exception):
+    """A connection closed without a request."""
 
 
 def _recv_request(conn: socket.socket) -> tuple[dict, list[int]]:
@@ -116,6 +154,8 @@ def _recv_request(conn: socket.socket) -> tuple[dict, list[int]]:
     for level, kind, data in anc:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
+    if not msg and not anc:
+        raise _Probe
     if len(msg) < _HEADER.size:
         raise ValueError("truncated request")
     (size,) = _HEADER.unpack(msg[: _HEADER.size])
@@ -130,10 +170,31 @@ def _recv_request(conn: socket.socket) -> tuple[dict, list[int]]:
     return json.loads(body), list(fds)
 
 
-def _run_child(request: dict, fds: list[int], run: Callable[[list[str]], int]) -> None:
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel SIGKILL this process when the server (its parent) dies, however it dies (Linux only).
+
+    Without it a killed server leaves its running jobs as orphans that keep training and later write complete
+    outputs that a rerun trusts (issue 22). Checked after the call: a server that died before it was set is
+    already gone.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+            print(f"equidyn job server: prctl(PR_SET_PDEATHSIG) failed: errno {ctypes.get_errno()}", file=sys.stderr)
+    if os.getppid() != parent:
+        os._exit(128 + signal.SIGKILL)
+
+
+def _run_child(request: dict, fds: list[int], run: Callable[[list[str]], int], server: int) -> None:
     """In the forked child: become the client's job, run it, and exit with its status. Never returns."""
     code = 1
     try:
+        _die_with_parent(server)
         os.setpgid(0, 0)  # its own process group, so a forwarded signal reaches anything the job starts
         for s in (*FORWARDED_SIGNALS, signal.SIGCHLD):
             signal.signal(s, signal.SIG_DFL)
@@ -174,12 +235,20 @@ def _default_run(argv: list[str]) -> int:
 
 
 def preload(modules: Sequence[str] = PRELOAD) -> list[str]:
-    """Import ``modules`` (skipping any that is not installed); the names imported."""
+    """Import ``modules``, skipping any that is not installed or fails to import; the names imported.
+
+    A failure is reported (the server's log) and otherwise ignored: the jobs that need the module import it
+    themselves, as they would without a server, and one that fails does so with the error in its own log.
+    """
     done = []
     for name in modules:
         try:
             module = importlib.import_module(name)
         except ImportError:
+            continue
+        except Exception:  # any import-time error (a bad MPLBACKEND: ValueError) must not stop the server
+            print(f"equidyn job server: not preloading {name}, its import failed:", file=sys.stderr)
+            traceback.print_exc()
             continue
         if name == "torch":
             # Before anything can run a torch op here: a GNU OpenMP thread pool that exists at fork time hangs the
@@ -261,20 +330,26 @@ def _accept(listener: socket.socket, jobs: dict[int, socket.socket], run: Callab
         conn.settimeout(5.0)  # a client sends its request at once; one that stalls must not stall the server
         request, fds = _recv_request(conn)
         conn.settimeout(None)
+    except _Probe:  # a connection that hung up at once: remove_stale_directories asking whether we are alive
+        conn.close()
+        return
     except (OSError, ValueError) as exc:
         print(f"equidyn job server: bad request ({exc})", file=sys.stderr)
         conn.close()
         return
+    server = os.getpid()
     pid = os.fork()
     if pid == 0:  # the job
         listener.close()
         for other in jobs.values():
             other.close()
         conn.close()
-        _run_child(request, fds, run)
+        _run_child(request, fds, run, server)
     for fd in fds:
         os.close(fd)
     jobs[pid] = conn
+    with contextlib.suppress(OSError):  # the client kills the job's group should this server die (a gone client: _reap)
+        conn.sendall(_STATUS.pack(pid))
 
 
 def _client_event(conn: socket.socket, jobs: dict[int, socket.socket]) -> None:
@@ -340,13 +415,54 @@ class Handle:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
+DIRECTORY_PREFIX = "equidyn-jobs-"  # in the temporary directory: a Unix socket path has at most 107 bytes
+
+
+def remove_stale_directories(root: str | os.PathLike | None = None) -> list[Path]:
+    """Remove the socket directories of servers that are gone; return them.
+
+    A SIGKILLed Snakemake cannot run ``Handle.stop``, so its server (which exits when Snakemake is gone) leaves
+    its directory behind, one per kill. A directory is stale when its socket is absent or refuses connections and
+    it is older than ``READY_TIMEOUT_S`` (a younger one may belong to a server that another workflow is starting
+    right now); only this user's directories are considered.
+    """
+    root = Path(root or tempfile.gettempdir())
+    removed = []
+    for directory in root.glob(f"{DIRECTORY_PREFIX}*"):
+        try:
+            info = directory.lstat()
+        except OSError:
+            continue
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+            continue
+        if time.time() - info.st_mtime < READY_TIMEOUT_S or _answers(directory / "socket"):
+            continue
+        shutil.rmtree(directory, ignore_errors=True)
+        removed.append(directory)
+    return removed
+
+
+def _answers(path: Path) -> bool:
+    """Whether a server listens on the socket ``path`` (a connection that sends nothing: the server ignores it)."""
+    if not path.exists():
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
 def start(python: str, log: str, env: dict[str, str] | None = None) -> Handle | None:
     """Start a server with the interpreter the jobs use, export its socket as ``$EQUIDYN_JOB_SERVER``; its handle.
 
     Returns ``None`` (the jobs then run in their own processes) if the server does not come up within
-    ``READY_TIMEOUT_S``; why is in ``log``. The server is told to stop when this process is gone.
+    ``READY_TIMEOUT_S``; why is in ``log``. The server is told to stop when this process is gone. The directories
+    that killed workflows left behind are removed first.
     """
-    directory = tempfile.mkdtemp(prefix="equidyn-jobs-")  # short: a Unix socket path has at most 107 bytes
+    remove_stale_directories()
+    directory = tempfile.mkdtemp(prefix=DIRECTORY_PREFIX)
     Path(log).parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         process = subprocess.Popen(

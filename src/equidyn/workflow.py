@@ -9,8 +9,10 @@ pandas): Snakemake evaluates this at DAG-building time, possibly outside the pro
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .runs import CHECKPOINTS, checkpoint_file, eval_file, measure_file
@@ -23,6 +25,9 @@ OTHER_TABLES = ("dynamics", "claims")
 # (``subset.batch_size``, ``hessian.vector_chunk``, ``lie.batch_size``), which do not change a measured value.
 MEASURE_OVERRIDES = ("subset", "hessian", "lie")
 MEASURE_SECTIONS = {"lie": ("lie",), "sharpness": ("subset", "sharpness"), "hessian": ("subset", "hessian")}
+# A resumable job's attempt log: every attempt appends its output there, and the rule copies it to the job's
+# ``log:``, which Snakemake 9 deletes before each attempt (so ``>> {log}`` kept only the last one; issue 22).
+ATTEMPTS_SUFFIX = ".attempts.log"
 
 
 def settings_json(section: Any) -> str:
@@ -94,6 +99,21 @@ class Workflow:
     def run_dir(self, study: str, wildcards: Any) -> str:
         return self.R(description(study).run_path(_keys(wildcards)))
 
+    # The attempt logs are params functions of ``output``: Snakemake counts such a param as derived from the
+    # outputs and leaves it out of the params rerun trigger, so adding them reran no existing job.
+    def train_attempts(self, study: str) -> Callable[[Any, Any], str]:
+        """A training job's attempt log, ``<run dir>/train.attempts.log``.
+
+        In the run folder, with the state a resumed attempt continues from: deleting the folder to retrain also
+        starts a new history.
+        """
+        return lambda wildcards, output: f"{self.run_dir(study, wildcards)}/train{ATTEMPTS_SUFFIX}"
+
+    @staticmethod
+    def output_attempts(wildcards: Any, output: Any) -> str:
+        """A job's attempt log next to its (first) output, ``lie_best.json`` → ``lie_best.attempts.log``."""
+        return os.path.splitext(output[0])[0] + ATTEMPTS_SUFFIX
+
     def run_settings(self, study: str, wildcards: Any) -> str:
         return settings_json(STUDIES[study].run_settings(self.config[study], _keys(wildcards)))
 
@@ -119,7 +139,16 @@ class Workflow:
 
     # -- the tutorial's input --------------------------------------------------------------------------------------
     def tutorial_user_file(self) -> str | None:
-        return self.config.get("tutorial_data") or self.config["tutorial"]["data"].get("path")
+        """The user's input file (``tutorial_data``, else ``tutorial.data.path``), which must exist.
+
+        Checked here, when the DAG is built: a missing input of a job whose outputs exist does not stop Snakemake
+        ("Nothing to be done"), so a mistyped path would leave the old results looking current (issue 22).
+        """
+        key = "tutorial_data" if self.config.get("tutorial_data") else "tutorial.data.path"
+        path = self.config.get("tutorial_data") or self.config["tutorial"]["data"].get("path")
+        if path and not os.path.exists(path):
+            raise FileNotFoundError(f"{key}: the tutorial input {path} does not exist (from {os.getcwd()})")
+        return path
 
     def tutorial_flows(self) -> dict[str, float]:
         """Flow name (``f0``, ``f2`` …) → Coriolis parameter of the tutorial's data."""
@@ -132,10 +161,35 @@ class Workflow:
             return user
         return self.R(f"data/tutorial/{wildcards.flow}/builtin.nc")
 
+    def tutorial_source_signature(self, wildcards: Any) -> str:
+        """A digest of a zarr (directory) input's files: names, sizes and mtimes; ``""`` for a file.
+
+        Snakemake compares a directory input by the directory's own mtime, which rewriting a chunk in place does not
+        change (issue 22); in the prepare job's settings, a changed signature reruns it (rerun trigger ``params``).
+        A file's own mtime is compared already.
+        """
+        source = self.tutorial_source(wildcards)
+        if not os.path.isdir(source):
+            return ""
+        digest = hashlib.sha256()
+        for root, dirs, files in os.walk(source):
+            dirs.sort()
+            for name in sorted(files):
+                path = os.path.join(root, name)
+                info = os.stat(path)
+                digest.update(f"{os.path.relpath(path, source)}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+        return digest.hexdigest()
+
     def tutorial_prepare_settings(self, wildcards: Any) -> str:
+        """The prepare job's settings, with a zarr input's :meth:`tutorial_source_signature` (none for a file, so
+        the settings, and the jobs, of a NetCDF input stay what they were)."""
         tu = self.config["tutorial"]
         path = self.tutorial_user_file() if wildcards.flow == "f0" else None
-        return settings_json({"data": {**tu["data"], "path": path}, "outputs": tu["outputs"]})
+        signature = self.tutorial_source_signature(wildcards)
+        return settings_json(
+            {"data": {**tu["data"], "path": path}, "outputs": tu["outputs"]}
+            | ({"source_signature": signature} if signature else {})
+        )
 
     def tutorial_turbulence_settings(self, wildcards: Any) -> str:
         tu = self.config["tutorial"]

@@ -247,7 +247,8 @@ def _square_patches(x: np.ndarray, patch: int) -> np.ndarray:
 
 
 def check_not_degenerate(raw: dict[str, np.ndarray], names: dict[str, str], settings: TutorialData, path: str) -> None:
-    """Reject data no closure can be learnt from, naming the culprit: too small, constant, or without wind."""
+    """Reject data no closure can be learnt from, naming the culprit: too small, constant (everywhere, or on each
+    horizontal slice), or without wind."""
     n_y, n_x = next(iter(raw.values())).shape[-2:]
     coarse = min(n_y, n_x) // settings.factor
     if coarse < 3:
@@ -258,17 +259,50 @@ def check_not_degenerate(raw: dict[str, np.ndarray], names: dict[str, str], sett
     for role, values in raw.items():
         if float(values.max()) == float(values.min()):
             raise TutorialDataError(f"{path}: variable {names[role]!r} (the {role}) is constant ({values.flat[0]!r})")
+        if np.array_equal(values.max(axis=(-2, -1)), values.min(axis=(-2, -1))):
+            # every sub-filter flux it enters is then zero: its targets' scale is 0 and every training job fails
+            # with a non-finite loss (issue 22)
+            raise TutorialDataError(
+                f"{path}: variable {names[role]!r} (the {role}) is constant on every horizontal slice "
+                f"({'×'.join(settings.horizontal_dims)}); it varies only between slices, so the sub-filter fluxes "
+                "it enters are zero and there is nothing to learn"
+            )
     if not (np.any(raw["u"] != 0) or np.any(raw["v"] != 0)):
         raise TutorialDataError(f"{path}: the wind ({names['u']!r}, {names['v']!r}) is zero everywhere")
 
 
 def prepare(settings: TutorialData, source: str | os.PathLike, targets: list[str], out: str | os.PathLike) -> str:
-    """Validate the source, coarse-grain, compute targets, select biased training samples, split and store."""
+    """Validate the source, coarse-grain, compute targets, select biased training samples, split and store.
+
+    One named stage each: read the variables (:func:`_read_fields`) and reject data no closure can be learnt from
+    (:func:`check_not_degenerate`); coarse-grain the inputs and compute the targets (:func:`_coarse_grain`); put
+    the neighbouring levels into channels and cut square patches (:func:`_arrange`); split by the outermost dim
+    (:func:`_split`); keep the orientation-biased training samples (:func:`_orientation_bias`); normalisation
+    scales, the gradient model's ceiling and the dataset (:func:`_dataset`).
+    """
     unknown = sorted(set(targets) - set(TARGETS))
     if unknown:
         raise ValueError(f"unknown tutorial target(s) {unknown}; available: {sorted(TARGETS)}")
     ds = open_user_file(source)
     path = str(source)
+    raw, groups = _read_fields(ds, settings, path)
+    check_not_degenerate(raw, settings.variables, settings, path)
+    coarse, target_arrays = _coarse_grain(ds, raw, settings, targets, path)
+    inputs, target_arrays = _arrange(coarse, target_arrays, settings)
+    n_groups, per_group = inputs.shape[:2]
+    group_id = np.repeat(np.arange(n_groups), per_group)
+    x_all = inputs.reshape(-1, *inputs.shape[2:])
+    y_all = {k: a.reshape(-1, *a.shape[2:]) for k, a in target_arrays.items()}
+    order, split = _split(group_id, n_groups, settings, path, groups)
+    idx, split, angle = _orientation_bias(x_all, order, split, settings, path)
+    prepared = _dataset(x_all, y_all, idx, split, angle, group_id, settings, float(ds.attrs.get("coriolis", 0.0)), path)
+    return write_store(
+        prepared, out, {"kind": "tutorial", "data": asdict(settings), "targets": targets, "source": str(source)}
+    )
+
+
+def _read_fields(ds: xr.Dataset, settings: TutorialData, path: str) -> tuple[dict[str, np.ndarray], set[str | None]]:
+    """The wind and the scalar as ``(group, slice[, z], y, x)`` float64, and the names of their group dims."""
     hdims = tuple(settings.horizontal_dims)
     vdim = settings.vertical_dim if settings.levels > 0 else None
     raw, groups = {}, set()
@@ -277,35 +311,44 @@ def prepare(settings: TutorialData, source: str | os.PathLike, targets: list[str
         groups.add(group_dim)
     shapes = {role: a.shape for role, a in raw.items()}
     if len(set(shapes.values())) != 1:
-        raise TutorialDataError(f"{source}: u, v and the scalar differ in shape: {shapes}")
-    check_not_degenerate(raw, settings.variables, settings, path)
+        raise TutorialDataError(f"{path}: u, v and the scalar differ in shape: {shapes}")
+    return raw, groups
+
+
+def _coarse_grain(
+    ds: xr.Dataset, raw: dict[str, np.ndarray], settings: TutorialData, targets: list[str], path: str
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Coarse inputs ``(group, slice[, z], y, x)`` per role, and each target ``(group, slice[, z], C, y, x)``:
+    computed at the fine resolution (cropped to a multiple of ``factor``), or read from the file and coarsened."""
     f = settings.factor
     n_y, n_x = raw["u"].shape[-2:]
     crop = (..., slice(0, n_y - n_y % f), slice(0, n_x - n_x % f))
     fine = {role: torch.from_numpy(np.ascontiguousarray(a[crop])) for role, a in raw.items()}
-    if f > 1:
-        computed = subfilter_fluxes(
-            fine["u"].flatten(0, -3), fine["v"].flatten(0, -3), fine["scalar"].flatten(0, -3), f
-        )
-    else:
-        computed = fluxes(
-            fine["u"].flatten(0, -3), fine["v"].flatten(0, -3), fine["scalar"].flatten(0, -3), settings.filter_width,
-            settings.padding,
-        )  # fmt: skip
+    u, v, s = (fine[role].flatten(0, -3) for role in ("u", "v", "scalar"))
+    computed = subfilter_fluxes(u, v, s, f) if f > 1 else fluxes(u, v, s, settings.filter_width, settings.padding)
     lead = fine["u"].shape[:-2]  # (group, slice[, z])
     coarse = {role: coarsen(a, f).numpy() for role, a in fine.items()}
+    hdims = tuple(settings.horizontal_dims)
+    vdim = settings.vertical_dim if settings.levels > 0 else None
     target_arrays = {}
     for name in targets:
         if name in settings.target_variables:
-            var = settings.target_variables[name]
-            arr, _ = _field(ds, f"{name} target", var, hdims, vdim, path)
+            arr, _ = _field(ds, f"{name} target", settings.target_variables[name], hdims, vdim, path)
             target_arrays[name] = coarsen(torch.from_numpy(np.ascontiguousarray(arr[crop])), f).numpy()[..., None, :, :]
         else:
             arr = computed[name].numpy()
             target_arrays[name] = arr.reshape(*lead, arr.shape[1], *arr.shape[-2:])
-    # (group, slice[, z], C, y, x) with the neighbouring levels as channels
-    if settings.levels:
-        lv = settings.levels
+    return coarse, target_arrays
+
+
+def _arrange(
+    coarse: dict[str, np.ndarray], target_arrays: dict[str, np.ndarray], settings: TutorialData
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Samples ``(group, n, C, p, p)``: each (interior) level with its ``levels`` neighbours on each side as channels,
+    in square patches. The input channels are ``u₋L, v₋L, …, u₊L, v₊L`` (each level's wind, a vector, as a pair)
+    and then ``scalar₋L … scalar₊L`` (:func:`input_layout`)."""
+    lv = settings.levels
+    if lv:
         wind = [_with_levels(coarse[c], lv) for c in ("u", "v")]
         scal = _with_levels(coarse["scalar"], lv)
         inputs = np.concatenate([np.stack(wind, axis=3).reshape(*scal.shape[:2], -1, *scal.shape[-2:]), scal], axis=2)
@@ -317,13 +360,14 @@ def prepare(settings: TutorialData, source: str | os.PathLike, targets: list[str
         inputs = inputs.reshape(inputs.shape[0], -1, *inputs.shape[-3:])
         target_arrays = {k: a.reshape(a.shape[0], -1, *a.shape[-3:]) for k, a in target_arrays.items()}
     inputs = _square_patches(inputs, settings.patch)
-    target_arrays = {k: _square_patches(a, settings.patch) for k, a in target_arrays.items()}
+    return inputs, {k: _square_patches(a, settings.patch) for k, a in target_arrays.items()}
 
-    n_groups, per_group = inputs.shape[:2]
-    group_id = np.repeat(np.arange(n_groups), per_group)
-    x_all = inputs.reshape(-1, *inputs.shape[2:])
-    y_all = {k: a.reshape(-1, *a.shape[2:]) for k, a in target_arrays.items()}
-    order = np.arange(len(x_all))
+
+def _split(
+    group_id: np.ndarray, n_groups: int, settings: TutorialData, path: str, groups: set[str | None]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The samples used (``max_samples`` evenly spread) and their split, whole groups (outer indices) per split."""
+    order = np.arange(len(group_id))
     if settings.max_samples and settings.max_samples < len(order):
         order = np.unique(np.linspace(0, len(order) - 1, settings.max_samples).round().astype(int))
     fractions = np.asarray(settings.split_fractions, dtype=float)
@@ -335,21 +379,46 @@ def prepare(settings: TutorialData, source: str | os.PathLike, targets: list[str
     for name in ("train", "valid", "test"):
         if not (split == name).any():
             raise TutorialDataError(
-                f"{source}: the {name} split is empty: {n_groups} independent group(s) along the outermost dim "
+                f"{path}: the {name} split is empty: {n_groups} independent group(s) along the outermost dim "
                 f"({sorted(g for g in groups if g) or 'none'}) for split_fractions {settings.split_fractions}"
             )
-    centre = settings.levels  # the channel of the centre level's u; its v is centre + 2L+1 ... see input_layout
-    n_lev = 2 * settings.levels + 1
-    u_c, v_c = x_all[order, 2 * centre], x_all[order, 2 * centre + 1]
+    return order, split
+
+
+def _centre_wind(x: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray]:
+    """The centre level's ``(u, v)`` of inputs ``(n, C, y, x)``: level ``k`` (0 … 2L) is channels ``2k, 2k+1``, and
+    the centre level is ``k = L`` (:func:`_arrange`)."""
+    return x[:, 2 * levels], x[:, 2 * levels + 1]
+
+
+def _orientation_bias(
+    x_all: np.ndarray, order: np.ndarray, split: np.ndarray, settings: TutorialData, path: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Drop the training samples whose mean wind is not within ±``bias_degrees`` of +x; the kept samples' indices,
+    splits and mean wind angles (valid and test keep every orientation)."""
+    u_c, v_c = _centre_wind(x_all[order], settings.levels)
     angle = np.degrees(np.arctan2(v_c.mean(axis=(1, 2)), u_c.mean(axis=(1, 2))))
     biased = np.abs(angle) <= settings.bias_degrees
-    keep = (split != "train") | biased  # orientation bias on the training split only
+    keep = (split != "train") | biased
     if not keep[split == "train"].any():
-        raise TutorialDataError(
-            f"{source}: no training sample has its mean wind within ±{settings.bias_degrees}° of +x"
-        )
-    idx = order[keep]
-    split, angle = split[keep], angle[keep]
+        raise TutorialDataError(f"{path}: no training sample has its mean wind within ±{settings.bias_degrees}° of +x")
+    return order[keep], split[keep], angle[keep]
+
+
+def _dataset(
+    x_all: np.ndarray,
+    y_all: dict[str, np.ndarray],
+    idx: np.ndarray,
+    split: np.ndarray,
+    angle: np.ndarray,
+    group_id: np.ndarray,
+    settings: TutorialData,
+    coriolis: float,
+    path: str,
+) -> xr.Dataset:
+    """The prepared samples with their normalisation scales (from the training split) and, with ``uv``, the
+    a-priori skill of the gradient model on the test split."""
+    n_lev = 2 * settings.levels + 1
     train = idx[split == "train"]
     x_train = x_all[train]
     wind_scale = float(np.sqrt((x_train[:, : 2 * n_lev] ** 2).sum(axis=1).mean() / n_lev))
@@ -365,22 +434,22 @@ def prepare(settings: TutorialData, source: str | os.PathLike, targets: list[str
         "wind_scale": wind_scale,
         "scalar_scale": scalar_scale,
         "input_layout": input_layout(settings.levels),
-        "coarsening_factor": f,
-        "coriolis": float(ds.attrs.get("coriolis", 0.0)),
+        "coarsening_factor": settings.factor,
+        "coriolis": coriolis,
     }
     for name, arr in y_all.items():
+        scale = float(np.sqrt((arr[train].astype(np.float64) ** 2).mean()))
+        if not scale > 0:
+            raise TutorialDataError(
+                f"{path}: the target {name!r} is zero on every training sample, so it cannot be normalised or learnt"
+                + (f" (read from variable {settings.target_variables[name]!r})" if name in settings.target_variables
+                   else "")
+            )  # fmt: skip
         data_vars[f"target_{name}"] = (("sample", f"{name}_channel", "y", "x"), arr[idx].astype(np.float32))
-        attrs[f"target_{name}_scale"] = float(np.sqrt((arr[train].astype(np.float64) ** 2).mean()))
+        attrs[f"target_{name}_scale"] = scale
         attrs[f"target_{name}_layout"] = TARGETS[name]
     if "uv" in y_all:
-        test = idx[split == "test"]
-        xt = x_all[test]
-        grad = gradient_model_uv(xt[:, 2 * centre], xt[:, 2 * centre + 1])[:, None]
-        truth = y_all["uv"][test]
-        coef = float((grad * truth).sum() / max(float((grad**2).sum()), 1e-300))
-        attrs["gradient_model_r2"] = r2_score(grad, truth)  # the nominal Δ²/12 coefficient
-        attrs["gradient_model_r2_fitted"] = r2_score(coef * grad, truth)  # its best multiple: the ceiling
-        attrs["gradient_model_coefficient"] = coef / 12.0 if f > 1 else float("nan")
+        attrs |= _gradient_model_skill(x_all, y_all["uv"], idx[split == "test"], settings)
     channels = [f"{c}{k - settings.levels:+d}" for k in range(n_lev) for c in ("u", "v")]
     channels += [f"scalar{k - settings.levels:+d}" for k in range(n_lev)]
     prepared = xr.Dataset(
@@ -388,6 +457,16 @@ def prepare(settings: TutorialData, source: str | os.PathLike, targets: list[str
         coords={"sample": np.arange(len(idx)), "channel": channels, "y": np.arange(size), "x": np.arange(size)},
     )
     prepared.attrs = attrs
-    return write_store(
-        prepared, out, {"kind": "tutorial", "data": asdict(settings), "targets": targets, "source": str(source)}
-    )
+    return prepared
+
+
+def _gradient_model_skill(x_all: np.ndarray, uv: np.ndarray, test: np.ndarray, settings: TutorialData) -> dict:
+    """R² of the gradient model of ``⟨u′v′⟩`` on the test split: nominal, and at its best coefficient (the ceiling)."""
+    grad = gradient_model_uv(*_centre_wind(x_all[test], settings.levels))[:, None]
+    truth = uv[test]
+    coef = float((grad * truth).sum() / max(float((grad**2).sum()), 1e-300))
+    return {
+        "gradient_model_r2": r2_score(grad, truth),  # the nominal Δ²/12 coefficient
+        "gradient_model_r2_fitted": r2_score(coef * grad, truth),  # its best multiple: the ceiling
+        "gradient_model_coefficient": coef / 12.0 if settings.factor > 1 else float("nan"),
+    }

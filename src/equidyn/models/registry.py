@@ -30,6 +30,7 @@ class ModelInfo:
     module: str  # the module whose import registers it
     ndim: int  # 2: the smoke/tutorial fields; 3: the turbulence cubes
     penalty: bool  # has a relaxation / soft-constraint penalty, so alpha > 0 means something
+    groups: tuple[str, ...] = ()  # the groups a tutorial entry's ``group:`` may choose (none: the key is refused)
 
 
 MODELS: dict[str, ModelInfo] = {
@@ -46,7 +47,7 @@ MODELS: dict[str, ModelInfo] = {
     "gcnn3d": ModelInfo("equidyn.models.superres3d", 3, False),
     "rgcnn3d": ModelInfo("equidyn.models.superres3d", 3, True),
     "closure_cnn": ModelInfo("equidyn.models.tutorial", 2, False),
-    "closure_escnn": ModelInfo("equidyn.models.tutorial", 2, False),
+    "closure_escnn": ModelInfo("equidyn.models.tutorial", 2, False, groups=("C4", "D4")),
     "closure_cnn_penalty": ModelInfo("equidyn.models.tutorial", 2, True),
 }
 

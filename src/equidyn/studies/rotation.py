@@ -178,9 +178,9 @@ def summary_table(benchmark_csv: str | os.PathLike, out: str | os.PathLike, base
     summary = grouped.agg(
         params=("params", "first"),
         n_seeds=("seed", "nunique"),
-        config_sha=("config_sha", lambda s: ";".join(sorted(set(s)))),
-        git_rev=("git_rev", lambda s: ";".join(sorted(set(s)))),
-        data_sha=("data_sha", lambda s: ";".join(sorted(set(s)))),
+        config_sha=("config_sha", lambda s: ";".join(sorted(set(map(str, s))))),
+        git_rev=("git_rev", lambda s: ";".join(sorted(set(map(str, s))))),
+        data_sha=("data_sha", lambda s: ";".join(sorted(set(map(str, s))))),
     )
     summary = summary.join(ci_columns(grouped.rmse_future, "rmse_future"))
     summary = summary.join(ci_columns(grouped.rmse_domain, "rmse_domain")).reset_index()

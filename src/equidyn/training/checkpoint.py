@@ -8,14 +8,24 @@ from typing import Any
 
 import torch
 
-from ..atomic import atomic_path
+from ..atomic import DiskFullError, atomic_path
 from ..models.base import FieldModel, ModelSpec, load_model_state
 from ..models.registry import build_model
 
+# What torch's zip writer says when a write came up short (a full disk): "[enforce fail at inline_container.cc:…]
+# unexpected pos …" or "PytorchStreamWriter failed writing file …: file write failed".
+_SHORT_WRITE = ("unexpected pos", "file write failed")
+
 
 def save(path: str | os.PathLike, payload: dict[str, Any]) -> None:
+    """Write a checkpoint atomically; a full disk raises :class:`DiskFullError` naming ``path`` and the free space."""
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        try:
+            torch.save(payload, tmp)
+        except RuntimeError as err:
+            if any(marker in str(err) for marker in _SHORT_WRITE):
+                raise DiskFullError.writing(path, err) from err
+            raise
 
 
 def load(path: str | os.PathLike) -> dict[str, Any]:

@@ -27,7 +27,6 @@ import dataclasses
 import logging
 import math
 import os
-import signal
 import statistics
 import time
 from dataclasses import dataclass
@@ -56,8 +55,6 @@ from .tasks import Task, rollout_loss, score
 
 log = logging.getLogger(__name__)
 
-KILL_ENV = "EQUIDYN_KILL_AFTER_EPOCH"  # test hook: SIGKILL this process after saving that epoch's state
-
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite: training stops before the optimiser step that would spread it."""
@@ -82,7 +79,15 @@ class TrainSettings:
     def torch_device(self) -> torch.device:
         if self.device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
+        device = torch.device(self.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            # the config validation catches a torch built without CUDA; this is a job on a machine without a GPU
+            built = f"built with CUDA {torch.version.cuda}" if torch.version.cuda else "built without CUDA"
+            raise RuntimeError(
+                f"training.device is {self.device!r}, but torch sees no CUDA device here (torch {torch.__version__}, "
+                f"{built}); use 'auto' (CUDA when available) or 'cpu'"
+            )
+        return device
 
     def __post_init__(self) -> None:
         if self.epochs < MIN_EPOCHS:
@@ -315,8 +320,6 @@ def train(
                 "rng": _rng_state(device),
             },
         )
-        if os.environ.get(KILL_ENV) == str(epoch):
-            os.kill(os.getpid(), signal.SIGKILL)
 
     if epoch < MIN_EPOCHS:
         raise RuntimeError(f"training stopped after {epoch} epochs, before the checkpoints {EPOCH_CHECKPOINTS}")
