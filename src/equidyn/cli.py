@@ -98,7 +98,11 @@ COMMANDS: dict[str, tuple[str, list[Arg], str]] = {
     ),
     "publish-findings": (
         "equidyn.findings:publish",
-        [_a("--results", required=True, help="one run's directory, e.g. results/laptop"), _a("--docs", default="docs")],
+        [
+            _a("--results", required=True, help="one run's directory, e.g. results/laptop"),
+            _a("--docs", default="docs"),
+            _a("--page", help="publish as docs/findings/<page>.md beside docs/findings.md (e.g. heldout)"),
+        ],
         "docs/findings.md, docs/findings/*.csv and docs/img/findings/*.png from a finished run",
     ),
     "levels-summary": (
