@@ -82,7 +82,7 @@ COMMANDS: dict[str, tuple[str, list[Arg], str]] = {
         "tables/levels.csv",
     ),
     "baseline": (
-        "equidyn.studies.baselines:compute",
+        "equidyn.studies.baseline_job:compute",
         [_a("--study", required=True), SETTINGS, _a("--store", required=True), OUT, THREADS],
         "score a study's trivial baseline (persistence, interpolated input) on its test splits, once per store",
     ),
