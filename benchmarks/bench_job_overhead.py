@@ -16,7 +16,8 @@ nothing) with the demo's model sizes, one thread each:
 
 How a step is seen without touching the package: the job runs under a tiny launcher that registers torch's global
 module-forward hook and wraps ``Tensor.backward``, prints a time stamp when each first fires, and ends the process
-(a hook on ``torch.optim`` would miss equidyn's own Adam, training/optim.py). The
+(the same two hooks whatever optimiser the trainer runs; ``torch.optim.Adam`` imports ``torch._dynamo`` in its
+constructor, before the first forward, so that import is inside the measured time). The
 launcher imports torch before the CLI does, which moves that import earlier but adds nothing, since every job
 imports torch. Rounds are interleaved (one of each job per round) so a machine that slows down mid-run slows
 every row alike; the table gives medians over rounds. ``--job-server`` adds each job once more as a client of a

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy import stats
 
 __all__ = ["Interval", "ci_columns", "mean_ci", "paired_effect", "seeds_needed", "verdict"]
 
@@ -51,9 +52,7 @@ class Interval:
 
 
 def _t_quantile(n: int, level: float) -> float:
-    from scipy.stats import t
-
-    return float(t.ppf(0.5 + level / 2, n - 1))
+    return float(stats.t.ppf(0.5 + level / 2, n - 1))
 
 
 def mean_ci(values: Sequence[float], level: float = LEVEL, method: str = "t", seed: int = 0) -> Interval:
