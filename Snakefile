@@ -79,6 +79,40 @@ include: "rules/claims.smk"
 include: "rules/convergence.smk"
 
 
+# Tables, figures, the claims and the convergence report run on the node that runs Snakemake, not as cluster jobs:
+# each reads small files (evaluation JSONs, CSVs, histories) and takes seconds, while a SLURM submission of its own
+# would wait in the queue — about 30 of them, in a serial chain at the end of the run. (On a local run every job is
+# local anyway.) tests/test_workflow.py checks against the cluster plan that every such rule is named here.
+localrules:
+    all,
+    levels_data_table,
+    levels_table,
+    levels_summary,
+    rotation_tables,
+    rotation_summary,
+    superres_table,
+    superres_summary,
+    tutorial_table,
+    dynamics_table,
+    convergence_study,
+    convergence_table,
+    claims_table,
+    figure_claims,
+    figure_ee_vs_data_ee,
+    figure_rotation_rollout,
+    figure_rotation_rmse_by_step,
+    figure_superres_curves,
+    figure_superres_slices,
+    figure_tutorial_rotated,
+    figure_tutorial_skill,
+    figure_ee_vs_alpha,
+    figure_lie_vs_alpha,
+    figure_levels_curves,
+    figure_test_rmse_bars,
+    figure_hessian_density,
+    figure_sharpness,
+
+
 STUDY_TARGETS = {
     "levels": rules.levels_all.input,
     "rotation": rules.rotation_all.input,

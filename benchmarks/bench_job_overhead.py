@@ -16,12 +16,14 @@ nothing) with the demo's model sizes, one thread each:
 
 How a step is seen without touching the package: the job runs under a tiny launcher that registers torch's global
 module-forward hook and wraps ``Tensor.backward``, prints a time stamp when each first fires, and ends the process
-(a hook on ``torch.optim`` would miss equidyn's own Adam, training/optim.py). The
+(the same two hooks whatever optimiser the trainer runs; ``torch.optim.Adam`` imports ``torch._dynamo`` in its
+constructor, before the first forward, so that import is inside the measured time). The
 launcher imports torch before the CLI does, which moves that import earlier but adds nothing, since every job
 imports torch. Rounds are interleaved (one of each job per round) so a machine that slows down mid-run slows
 every row alike; the table gives medians over rounds. ``--job-server`` adds each job once more as a client of a
 local job server (src/equidyn/jobserver.py, what a local workflow run uses), timed from the client's start; the
-server (started before the rounds, as Snakemake's ``onstart`` does) carries the same hooks. ``--importtime``
+server (started before the rounds, as Snakemake's ``onstart`` does) carries the same hooks; with ``--baseline-src``
+the baseline gets its own server too ("(baseline, job server)" rows). ``--importtime``
 adds ``-X importtime`` to each job and prints the ten slowest top-level imports of each, which is how the cuts in
 docs/benchmarks.md were found.
 """
@@ -210,12 +212,18 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="equidyn-overhead-") as tmp:
         root = Path(tmp)
         store = make_store(root, args.grid)
-        server = None
+        # a job server per source tree (with --baseline-src, the baseline's own server too): socket, process
+        servers: dict[Path, tuple[str, subprocess.Popen]] = {}
         if args.job_server:
-            socket_path = str(root / "server.sock")
-            server = subprocess.Popen([sys.executable, "-c", SERVER, socket_path], env=job_env())
-            while not os.path.exists(socket_path):
-                time.sleep(0.05)
+            for k, src in enumerate([SRC, *([args.baseline_src.resolve()] if args.baseline_src else [])]):
+                socket_path = str(root / f"server{k}.sock")
+                servers[src] = (
+                    socket_path,
+                    subprocess.Popen([sys.executable, "-c", SERVER, socket_path], env=job_env(src)),
+                )
+            for socket_path, _ in servers.values():
+                while not os.path.exists(socket_path):
+                    time.sleep(0.05)
         # checkpoints for the measure jobs: one full (tiny) training run per model, not timed
         checkpoints = {}
         for model in ("convnet", "e2cnn") if not args.quick else ("convnet",):
@@ -231,8 +239,9 @@ def main() -> int:
         trees = [("", SRC, None)]
         if args.baseline_src:
             trees.append((" (baseline)", args.baseline_src.resolve(), None))
-        if server:
-            trees.append((" (job server)", SRC, socket_path))
+        for src, (socket_path, _) in servers.items():
+            label = " (job server)" if src == SRC else " (baseline, job server)"
+            trees.append((label, src, socket_path))
         for label, src, via in trees:
             tag = label.strip(" ()").replace(" ", "_")
             for model in ("convnet",) if args.quick else ("convnet", "e2cnn", "rsteer"):
@@ -257,7 +266,7 @@ def main() -> int:
                     print(f"### {name}: slowest imports (cumulative s)")
                     for secs, mod in slowest_imports(stderr):
                         print(f"    {secs:6.3f}  {mod}")
-        if server:
+        for _, server in servers.values():
             server.terminate()
             server.wait()
 

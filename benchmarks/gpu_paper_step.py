@@ -97,11 +97,10 @@ def time_train_step(case: dict, device, amp: bool, repeats: int, warmup: int = 2
     import torch
 
     from equidyn.models.registry import build_model
-    from equidyn.training.optim import Adam
 
     torch.manual_seed(0)
     model = build_model(case["spec"]).to(device).train()
-    opt = Adam(model.parameters(), lr=1e-3, weight_decay=4e-4)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=4e-4)
     x, y = data(model, case["batch"], device)
     loss_fn = torch.nn.functional.mse_loss if case["loss"] == "mse" else torch.nn.functional.l1_loss
     if device.type == "cuda":

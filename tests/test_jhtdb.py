@@ -9,8 +9,11 @@ of actions per request injects 5xx answers, a timeout and token refusals.
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import json
 import logging
+import random
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -145,9 +148,11 @@ def make_handler(state: FakeJhtdb) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args: object) -> None:  # keep pytest output clean
             pass
 
-        def send(self, code: int, body: bytes) -> None:
+        def send(self, code: int, body: bytes, headers: dict[str, str] | None = None) -> None:
             try:
                 self.send_response(code)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -179,6 +184,8 @@ def make_handler(state: FakeJhtdb) -> type[BaseHTTPRequestHandler]:
             elif action == "timeout":
                 state.release.wait(timeout=60)
                 self.send(200, state.cutout_body(q))
+            elif action.startswith("429:"):  # rate limited: "429:<Retry-After value>"
+                self.send(429, b'{"description": "too many requests"}', {"Retry-After": action[4:]})
             elif action == "400":
                 self.send(400, b'{"description": ["bad request: xs out of range"]}')
             else:
@@ -275,6 +282,45 @@ def test_5xx_and_timeout_are_retried_and_logs_never_show_the_token(service, tmp_
     assert any("HTTP 503" in w for w in warnings)
     assert all(TOKEN not in r.getMessage() for r in caplog.records)
     assert open_store(tmp_path / "j.zarr")["velocity"].shape[0] == 1
+
+
+def test_a_429_waits_as_long_as_its_retry_after_asks(service, tmp_path, caplog):
+    """Rate limited with ``Retry-After: 7`` (seconds) and then with an HTTP date 60 s ahead: the next attempt
+    waits that long, not the 0.01 s back-off; an unreadable header falls back to the back-off. (The sleep is
+    injected: the test records the waits and sleeps none.)"""
+    when = email.utils.format_datetime(datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=60), True)
+    service.script = ["429:7", f"429:{when}", "429:soon"]
+    waits: list[float] = []
+    with caplog.at_level(logging.WARNING):
+        download_jhtdb(settings_for(service, n_samples=1), tmp_path / "j.zarr", environ=env(), sleep=waits.append)
+    assert len(service.cutouts) == 4 and len(waits) == 3
+    assert waits[0] == 7.0
+    assert 50 < waits[1] <= 61  # an HTTP date has one-second resolution and the clock moves meanwhile
+    assert 0.04 <= waits[2] <= 0.05 + 0.01  # third back-off (0.01 · 2², capped at 0.05) plus jitter
+    assert any("unreadable Retry-After" in r.getMessage() for r in caplog.records)
+    assert open_store(tmp_path / "j.zarr")["velocity"].shape[0] == 1
+
+
+def test_a_retry_after_beyond_what_a_job_waits_ends_the_download_with_a_clear_error(service, tmp_path):
+    service.script = ["429:3600"]
+    waits: list[float] = []
+    with pytest.raises(JhtdbNetworkError, match=r"asks to wait 3600 s.*rerun later"):
+        download_jhtdb(settings_for(service), tmp_path / "j.zarr", environ=env(), sleep=waits.append)
+    assert waits == [] and len(service.cutouts) == 1
+
+
+def test_back_off_is_exponential_with_jitter(service, tmp_path):
+    """Waits of 1, 2, 2 s (doubling from ``backoff_s``, capped at ``backoff_max_s``), each plus up to
+    ``backoff_s`` of random jitter, which is there also at the cap."""
+    service.script = ["500", "503", "500"]
+    waits: list[float] = []
+    random.seed(3)
+    s = settings_for(service, n_samples=1, backoff_s=1.0, backoff_max_s=2.0)
+    download_jhtdb(s, tmp_path / "j.zarr", environ=env(), sleep=waits.append)
+    assert len(waits) == 3
+    for wait, base in zip(waits, (1.0, 2.0, 2.0), strict=True):
+        assert base <= wait <= base + 1.0
+    assert len({round(w % 1, 6) for w in waits}) == 3 and all(w % 1 > 0 for w in waits)  # jittered, not fixed
 
 
 def test_refused_token_gives_a_clear_error_without_retrying_or_leaking(service, tmp_path):

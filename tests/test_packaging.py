@@ -48,7 +48,7 @@ def test_the_built_package_holds_every_module_and_each_imports_from_it(tmp_path:
 
     project = tmp_path / "project"
     (project / "src").mkdir(parents=True)
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(ROOT / name, project / name)
     shutil.copytree(SRC, project / "src" / "equidyn", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     dist = tmp_path / "dist"
@@ -63,6 +63,7 @@ def test_the_built_package_holds_every_module_and_each_imports_from_it(tmp_path:
     source = {p.relative_to(ROOT / "src").as_posix() for p in SRC.rglob("*.py") if "__pycache__" not in p.parts}
     assert source <= built, f"left out of the package: {sorted(source - built)}"
     assert "equidyn/models/__init__.py" in built and "equidyn/py.typed" in built
+    assert any(p.endswith(".dist-info/LICENSE") for p in built), "the wheel carries no LICENSE"
 
     code = (
         "import importlib, pkgutil, sys\n"
@@ -116,3 +117,12 @@ def test_citations_point_at_docs_references() -> None:
     readme = (ROOT / "README.md").read_text()
     stale += ["README.md" for marker in ("REFERENCE §", "(issue: ") if marker in readme]
     assert not stale, stale
+
+
+def test_the_license_file_is_the_license_pyproject_states() -> None:
+    """pyproject.toml says MIT; the repository's LICENSE is the MIT text with its copyright line."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == {"text": "MIT"}
+    text = (ROOT / "LICENSE").read_text()
+    assert text.startswith("MIT License\n\nCopyright (c) 2026 equidyn developers\n")
+    assert "Permission is hereby granted, free of charge" in text and 'THE SOFTWARE IS PROVIDED "AS IS"' in text

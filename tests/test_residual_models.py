@@ -19,7 +19,7 @@ from equidyn.measures.equivariance import equivariance_error
 from equidyn.models.base import ModelSpec, last_frame
 from equidyn.models.registry import build_model
 from equidyn.models.superres3d import paper_spec
-from equidyn.studies import baselines
+from equidyn.models.trivial import InterpolatedInput, Persistence
 from equidyn.symmetry import C4, FieldLayout
 from equidyn.symmetry.octahedral import Octahedral
 
@@ -52,7 +52,7 @@ def test_the_skip_is_the_persistence_baseline(name: str) -> None:
     x = torch.randn(3, 4, 12, 12)
     with torch.no_grad():
         diff = skip(x) - plain(x)
-    torch.testing.assert_close(diff, baselines.persistence(2)(x), rtol=0, atol=1e-6)
+    torch.testing.assert_close(diff, Persistence(2)(x), rtol=0, atol=1e-6)
 
 
 def test_the_3d_skip_is_the_interpolated_input_baseline() -> None:
@@ -60,7 +60,7 @@ def test_the_3d_skip_is_the_interpolated_input_baseline() -> None:
     x = torch.randn(2, 9, 3, 3, 3)
     with torch.no_grad():
         diff = skip(x) - plain(x)
-    torch.testing.assert_close(diff, baselines.interpolated_input(4)(x), rtol=0, atol=1e-6)
+    torch.testing.assert_close(diff, InterpolatedInput(4)(x), rtol=0, atol=1e-6)
 
 
 def test_a_residual_e2cnn_stays_exactly_c4_equivariant() -> None:

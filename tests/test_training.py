@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -39,8 +41,11 @@ SETTINGS = {
 
 @pytest.fixture
 def level_store(tmp_path_factory, smooth):
-    tmp = tmp_path_factory.mktemp("data")
-    rng = np.random.default_rng(3)
+    return make_level_store(tmp_path_factory.mktemp("data"), smooth, np.random.default_rng(3))
+
+
+def make_level_store(tmp, smooth, rng):
+    """A level-1 store of 5 smooth 8×8 plumes, 14 frames (also what made ``tests/golden/old_optimiser_state``)."""
     velocity = smooth(rng, (5, 14, 2, 8, 8))
     ds = frames_dataset(
         velocity,
@@ -222,6 +227,93 @@ def test_resume_refuses_state_from_another_configuration(level_store, tmp_path) 
     _run(level_store, tmp_path / "r", seed=0)
     with pytest.raises(RuntimeError, match="different configuration"):
         _run(level_store, tmp_path / "r", seed=1)
+
+
+# What equidyn's own Adam and ExponentialLR (training/optim.py, replaced by torch.optim in issue 22) saved in
+# ``state/last.pt``: torch's layout less the entries below them (see tests/golden/old_optimiser_state, written by them).
+OLD_GROUP_KEYS = {"lr", "betas", "eps", "weight_decay", "amsgrad", "maximize", "params"}
+OLD_SCHEDULER_KEYS = {"gamma", "base_lrs", "last_epoch"}
+OLD_STATE_DIR = Path(__file__).parent / "golden" / "old_optimiser_state" / "state"
+OLD_STATE = OLD_STATE_DIR / "last.pt"
+
+
+def _in_old_layout(state: dict) -> dict:
+    groups = [{k: v for k, v in g.items() if k in OLD_GROUP_KEYS} for g in state["optimiser"]["param_groups"]]
+    scheduler = {k: v for k, v in state["scheduler"].items() if k in OLD_SCHEDULER_KEYS}
+    return {**state, "optimiser": {**state["optimiser"], "param_groups": groups}, "scheduler": scheduler}
+
+
+def _convnet_run(level_store, run_dir, epochs: int, seed: int = 0):
+    """The convnet run of SETTINGS (patience 5: it runs every epoch up to 5) for ``epochs`` epochs."""
+    settings = levels.run_settings(SETTINGS, {"model": "convnet"})
+    settings = {**settings, "training": {**settings["training"], "epochs": epochs}}
+    return levels.train_run(settings, level_store, run_dir, model="convnet", alpha=0.0, level=1, seed=seed)
+
+
+def test_the_golden_old_state_has_the_old_optimisers_layout() -> None:
+    """The layout the tests below strip a state to is the one the hand-written optimiser really wrote."""
+    state = checkpoint.load(OLD_STATE)
+    (group,) = state["optimiser"]["param_groups"]
+    assert set(group) == OLD_GROUP_KEYS and set(state["scheduler"]) == OLD_SCHEDULER_KEYS
+    assert all(s["step"].dtype == torch.float32 and s["step"].ndim == 0 for s in state["optimiser"]["state"].values())
+
+
+def test_a_state_saved_by_the_old_optimiser_resumes_to_the_numbers_of_an_uninterrupted_run(level_store, tmp_path):
+    """A run whose ``state/last.pt`` has the old optimiser's layout (stripped from a real one, so that the first
+    epochs are this machine's) continues with torch.optim bit for bit as a run that never stopped."""
+    _convnet_run(level_store, tmp_path / "old", 3)
+    last = tmp_path / "old" / "state" / "last.pt"
+    checkpoint.save(last, _in_old_layout(checkpoint.load(last)))
+    _convnet_run(level_store, tmp_path / "old", 5)
+    _convnet_run(level_store, tmp_path / "straight", 5)
+    _same_numbers(tmp_path / "old", tmp_path / "straight")
+
+
+def test_the_golden_state_of_the_old_optimiser_resumes(level_store, tmp_path):
+    """``last.pt`` as the hand-written optimiser wrote it (3 epochs, tests/golden/old_optimiser_state) loads and
+    trains on: epochs 4 and 5 follow its history and the lr schedule goes on from its third epoch. (Its first three
+    epochs were computed on the machine that wrote the file, so later epochs are compared by value, not by bit.)"""
+    run_dir = tmp_path / "golden"
+    shutil.copytree(OLD_STATE_DIR, run_dir / "state")
+    old = checkpoint.load(OLD_STATE)
+    assert _convnet_run(level_store, run_dir, 5)["epochs_run"] == 5
+    history = pd.read_csv(run_dir / "history.csv")
+    assert list(history.epoch) == [1, 2, 3, 4, 5]
+    assert history.train_loss[:3].tolist() == pytest.approx([row["train_loss"] for row in old["history"]], rel=1e-12)
+    gamma, lr3 = SETTINGS["training"].get("lr_gamma", 0.95), old["history"][-1]["lr"]
+    assert history.lr[3:].tolist() == pytest.approx([lr3 * gamma, lr3 * gamma**2], rel=1e-12)
+    assert np.isfinite(history.val_rmse).all() and history.train_loss[4] < history.train_loss[0]
+
+
+def test_the_old_layout_becomes_torchs_own_so_the_scheduler_knows_its_last_lr() -> None:
+    """Loaded as saved, an old scheduler state would leave torch's ``_last_lr`` at the first epoch's lr; converted,
+    the optimiser and scheduler hold what torch's own would after the same steps."""
+    from equidyn.training.trainer import torch_optimiser_state
+
+    def make():
+        torch.manual_seed(0)
+        net = torch.nn.Linear(3, 2)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-2, weight_decay=1e-3)
+        return net, opt, torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.9)
+
+    net, opt, sched = make()
+    for _ in range(3):
+        net(torch.ones(4, 3)).sum().backward()
+        opt.step()
+        sched.step()
+    old = _in_old_layout({"optimiser": opt.state_dict(), "scheduler": sched.state_dict()})
+    _, plain_opt, plain_sched = make()
+    plain_opt.load_state_dict(old["optimiser"])
+    plain_sched.load_state_dict(old["scheduler"])
+    assert plain_sched.get_last_lr() != sched.get_last_lr()  # what the conversion is for
+    _, new_opt, new_sched = make()
+    converted = torch_optimiser_state(old["optimiser"], old["scheduler"])
+    new_opt.load_state_dict(converted[0])
+    new_sched.load_state_dict(converted[1])
+    assert new_sched.state_dict() == sched.state_dict()
+    assert new_opt.state_dict()["param_groups"] == opt.state_dict()["param_groups"]
+    # a state torch wrote passes unchanged
+    assert torch_optimiser_state(opt.state_dict(), sched.state_dict())[1] == sched.state_dict()
 
 
 def test_spread_elements_picks_evenly_spread_non_identity_elements() -> None:

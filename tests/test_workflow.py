@@ -55,6 +55,30 @@ def test_cluster_plan_has_one_gpu_training_job_per_run(slurm_plan: str) -> None:
     assert data_blocks and not re.search(r"\bgpu=1\b", data_blocks[0])  # data generation stays on CPU
 
 
+#: rules that only gather results: tables, figures, the claims and the convergence report (each takes seconds)
+GATHERING_RULE = re.compile(r"^(all|figure_\w+|\w+_tables?|\w+_summary|convergence_study)$")
+
+
+def declared_localrules() -> set[str]:
+    """The rule names of the Snakefile's ``localrules:`` directive."""
+    block = re.search(r"^localrules:\n((?:[ \t]+\w+,?[ \t]*\n)+)", (ROOT / "Snakefile").read_text(), re.M)
+    assert block, "the Snakefile declares no localrules"
+    return set(re.findall(r"\w+", block.group(1)))
+
+
+def test_tables_figures_claims_and_reports_are_local_rules_and_nothing_else_is(slurm_plan: str) -> None:
+    """On a cluster each table or figure job would otherwise wait in the SLURM queue, about 30 of them in a serial
+    chain at the end of the run: every gathering rule of the cluster plan (including the dynamically named figure
+    rules) is a local rule, and no data, training or measure rule is."""
+    planned = set(job_stats(slurm_plan)) - {"total"}
+    local = declared_localrules()
+    assert local <= planned, f"localrules names rules the plan does not have: {sorted(local - planned)}"
+    gathering = {r for r in planned if GATHERING_RULE.match(r)}
+    assert gathering - local == set(), "gathering rules that would be submitted to SLURM"
+    assert local - gathering == set(), "local rules that do real work"
+    assert {"levels_train", "measure_lie_levels", "levels_base", "tutorial_train"} <= planned - local
+
+
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path: Path) -> None:
     """The README's demo in a scratch directory: every table and figure, with the headline properties.

@@ -82,7 +82,7 @@ COMMANDS: dict[str, tuple[str, list[Arg], str]] = {
         "tables/levels.csv",
     ),
     "baseline": (
-        "equidyn.studies.baselines:compute",
+        "equidyn.studies.baseline_job:compute",
         [_a("--study", required=True), SETTINGS, _a("--store", required=True), OUT, THREADS],
         "score a study's trivial baseline (persistence, interpolated input) on its test splits, once per store",
     ),
@@ -330,35 +330,6 @@ COMMANDS: dict[str, tuple[str, list[Arg], str]] = {
 }
 
 
-# Modules that a dependency imports at start-up but no equidyn job uses. A job registers them as lazy modules
-# (importlib.util.LazyLoader: executed on first attribute access), so a job that never touches them never pays for
-# them, and one that does gets the real module. escnn.nn.init imports scipy.stats (≈ 1.2 s, a third of escnn's
-# import) for an initialiser equidyn never calls (issue 14; docs/benchmarks.md, "Per-job fixed cost").
-DEFERRED_MODULES = ("scipy.stats",)
-
-
-def defer_unused_modules(names: Sequence[str] = DEFERRED_MODULES) -> None:
-    """Make each of ``names`` that is installed and not yet imported a lazily executed module."""
-    import importlib.util
-
-    for name in names:
-        if name in sys.modules:
-            continue
-        try:
-            spec = importlib.util.find_spec(name)
-        except ImportError:
-            continue
-        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
-            continue
-        spec.loader = importlib.util.LazyLoader(spec.loader)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-        parent, _, child = name.rpartition(".")
-        if parent:
-            setattr(sys.modules[parent], child, module)
-
-
 def _resolve(target: str) -> Callable[..., Any]:
     module, func = target.split(":")
     return getattr(importlib.import_module(module), func)
@@ -398,13 +369,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     kwargs = {k: v for k, v in vars(args).items() if k not in ("command", "verbose", "_target")}
     target = _resolve(args._target)
-    if "threads" in kwargs:  # a torch job: training, measures, data
+    if kwargs.get("threads"):  # a torch job: training, measures, data
         import torch
 
-        # after torch, whose import calls inspect.getmodule, which touches (so loads) every module in sys.modules
-        defer_unused_modules()
-        if kwargs["threads"]:
-            torch.set_num_threads(kwargs["threads"])
+        torch.set_num_threads(kwargs["threads"])
     if "threads" in kwargs and not _accepts(target, "threads"):
         del kwargs["threads"]  # the job's threads are applied above; a function that takes them gets them too
     t0 = time.perf_counter()

@@ -60,7 +60,18 @@ from pathlib import Path
 
 ENV = "EQUIDYN_JOB_SERVER"  # the socket path; set by the Snakefile's onstart for local runs
 # Imported once by the server. Order: what most jobs need first. Any that is not installed is skipped.
-PRELOAD = ("numpy", "torch", "pandas", "xarray", "zarr", "escnn.nn", "matplotlib.pyplot", "phi.torch.flow")
+# torch._dynamo: torch.optim's optimisers import it on construction (≈ 1 s), so every training job needs it.
+PRELOAD = (
+    "numpy",
+    "torch",
+    "torch._dynamo",
+    "pandas",
+    "xarray",
+    "zarr",
+    "escnn.nn",
+    "matplotlib.pyplot",
+    "phi.torch.flow",
+)
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _STATUS = struct.Struct("!i")
 _HEADER = struct.Struct("!I")

@@ -44,6 +44,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy import stats
 
 __all__ = [
     "Interval",
@@ -106,9 +107,7 @@ class Interval:
 
 
 def _t_quantile(n: int, level: float) -> float:
-    from scipy.stats import t
-
-    return float(t.ppf(0.5 + level / 2, n - 1))
+    return float(stats.t.ppf(0.5 + level / 2, n - 1))
 
 
 def _finite(values: Sequence[float] | np.ndarray) -> np.ndarray:

@@ -81,14 +81,5 @@ def open_store(path: str | os.PathLike, *, verify: bool = True) -> xr.Dataset:
     return ds
 
 
-def store_sha(path: str | os.PathLike) -> str:
-    """The recorded content checksum of a store (cheap: reads attributes only)."""
-    try:
-        ds = xr.open_zarr(path, consolidated=False)
-    except Exception as err:
-        raise CorruptStoreError(f"data store {path} cannot be read: {err}") from err
-    return str(ds.attrs["content_sha256"])
-
-
 def store_settings(ds: xr.Dataset) -> dict[str, Any]:
     return json.loads(ds.attrs.get("settings", "{}"))

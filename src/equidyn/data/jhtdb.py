@@ -12,7 +12,8 @@ It wraps givernylocal 3.6.4 rather than forking it. ``turb_dataset`` and ``getCu
 
 * routes the service host to ``settings.service_url`` (a mirror, or a loopback test server),
 * applies ``settings.timeout_s`` instead of the package's fixed 1000 s,
-* retries timeouts, connection errors, HTTP 429 and 5xx with exponential back-off,
+* retries timeouts, connection errors, HTTP 408, 429 and 5xx (tenacity) with exponential back-off and jitter,
+  waiting at least as long as a ``Retry-After`` header asks (up to ``RETRY_AFTER_MAX_S``),
 * turns a refused token (401/403, or a 4xx whose description talks about the token) into
   :class:`JhtdbAuthError`, and every other refusal into :class:`JhtdbRequestError` with the server's text,
 * never lets the token reach a message, a log record or the store: it is read from the environment variable
@@ -31,6 +32,7 @@ import dataclasses
 import json
 import logging
 import os
+import random
 import re
 import shutil
 import time
@@ -41,7 +43,10 @@ from typing import Any
 
 import numpy as np
 import requests
+import tenacity
 import xarray as xr
+from urllib3.exceptions import InvalidHeader
+from urllib3.util.retry import Retry
 
 from ..atomic import atomic_path, write_json
 from ..settings import settings_from_dict
@@ -60,6 +65,8 @@ DEFAULT_JSON_URL = (
 CLIENT_POINTS_LIMIT = 128**3
 #: HTTP statuses that are worth retrying: rate limiting and server-side failures.
 RETRY_STATUSES = frozenset({408, 429, *range(500, 600)})
+#: The longest ``Retry-After`` a download waits for; a longer one ends the job (rerun later: it resumes).
+RETRY_AFTER_MAX_S = 900.0
 
 
 class JhtdbError(RuntimeError):
@@ -208,41 +215,78 @@ class RetryingTransport:
         return url
 
     def get(self, url: str, timeout: float | None = None, **kwargs: Any) -> requests.Response:
+        """One GET with up to ``max_retries`` retries (tenacity): a timeout, a dropped connection and HTTP 408, 429
+        and 5xx are retried after an exponential back-off with jitter, or after the server's ``Retry-After``
+        when that is longer; any other refusal raises at once (:meth:`_raise_if_final`)."""
         del timeout  # givernylocal passes a fixed 1000 s; the configured timeout applies instead
         url = self.route(url)
         what = redact(url.split("?", 1)[0], self.token)
         s = self.settings
-        problem = ""
-        for attempt in range(s.max_retries + 1):
-            self.attempts += 1
-            try:
-                resp = self.session.get(url, timeout=s.timeout_s, **kwargs)
-            except (
-                requests.exceptions.Timeout,
-                requests.exceptions.ConnectionError,
-                requests.exceptions.ChunkedEncodingError,
-            ) as err:
-                problem = f"{type(err).__name__}: {redact(str(err), self.token)}"
-            else:
-                if resp.status_code < 400:
-                    return resp
-                self._raise_if_final(resp, what)
-                problem = f"HTTP {resp.status_code}"
-            if attempt == s.max_retries:
-                break
-            delay = min(s.backoff_max_s, s.backoff_s * 2**attempt)
-            log.warning(
-                "JHTDB request to %s failed (%s); retry %d/%d in %.1f s",
-                what,
-                problem,
-                attempt + 1,
-                s.max_retries,
-                delay,
-            )
-            self.sleep(delay)
-        raise JhtdbNetworkError(
-            f"JHTDB request to {what} failed after {s.max_retries + 1} attempts; last problem: {problem}. "
-            "Finished samples are kept; rerun to resume."
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(s.max_retries + 1),
+            wait=self._wait,
+            retry=tenacity.retry_if_exception_type(_Retryable),
+            sleep=self.sleep,
+            before_sleep=lambda state: self._log_retry(state, what),
+            reraise=True,
+        )
+        try:
+            return retrying(self._attempt, url, what, kwargs)
+        except _Retryable as last:
+            raise JhtdbNetworkError(
+                f"JHTDB request to {what} failed after {s.max_retries + 1} attempts; last problem: {last}. "
+                "Finished samples are kept; rerun to resume."
+            ) from None
+
+    def _attempt(self, url: str, what: str, kwargs: dict[str, Any]) -> requests.Response:
+        """One request: the response, a final error, or :class:`_Retryable` (raised outside the ``except``, so no
+        exception that carries the request URL, and with it the token, is chained to what the caller sees)."""
+        self.attempts += 1
+        try:
+            resp = self.session.get(url, timeout=self.settings.timeout_s, **kwargs)
+        except (
+            requests.exceptions.Timeout,
+            requests.exceptions.ConnectionError,
+            requests.exceptions.ChunkedEncodingError,
+        ) as err:
+            problem = f"{type(err).__name__}: {redact(str(err), self.token)}"
+            retry_after = None
+        else:
+            if resp.status_code < 400:
+                return resp
+            self._raise_if_final(resp, what)
+            problem = f"HTTP {resp.status_code}"
+            retry_after = _retry_after(resp)
+            if retry_after is not None and retry_after > RETRY_AFTER_MAX_S:
+                raise JhtdbNetworkError(
+                    f"JHTDB asks to wait {retry_after:.0f} s before the next request to {what} ({problem}, "
+                    f"Retry-After), more than the {RETRY_AFTER_MAX_S:.0f} s a job waits. Finished samples are kept; "
+                    "rerun later to resume."
+                )
+        raise _Retryable(problem, retry_after)
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        """Exponential back-off from ``backoff_s`` up to ``backoff_max_s``, plus up to ``backoff_s`` of random
+        jitter, also at the cap (so that parallel jobs that failed together do not retry together), or the
+        server's ``Retry-After`` if that is longer."""
+        s = self.settings
+        backoff = tenacity.wait_exponential(multiplier=s.backoff_s, max=s.backoff_max_s)
+        delay = backoff(state) + random.uniform(0, s.backoff_s)
+        error = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(error, _Retryable) and error.retry_after is not None:
+            delay = max(delay, error.retry_after)
+        return delay
+
+    def _log_retry(self, state: tenacity.RetryCallState, what: str) -> None:
+        problem = state.outcome.exception() if state.outcome is not None else None
+        delay = state.next_action.sleep if state.next_action is not None else 0.0
+        log.warning(
+            "JHTDB request to %s failed (%s); retry %d/%d in %.1f s",
+            what,
+            problem,
+            state.attempt_number,
+            self.settings.max_retries,
+            delay,
         )
 
     def _raise_if_final(self, resp: requests.Response, what: str) -> None:
@@ -258,6 +302,27 @@ class RetryingTransport:
                 f"{description or 'no description'}. Check that the variable holds your personal token."
             )
         raise JhtdbRequestError(f"JHTDB refused the request to {what} (HTTP {code}): {description}")
+
+
+class _Retryable(Exception):
+    """A failed attempt worth retrying; its text (already free of the token) says why."""
+
+    def __init__(self, problem: str, retry_after: float | None = None) -> None:
+        super().__init__(problem)
+        self.retry_after = retry_after
+
+
+def _retry_after(resp: requests.Response) -> float | None:
+    """The seconds a ``Retry-After`` header asks for (delay seconds or an HTTP date), or None if absent or
+    unreadable (then the back-off alone decides)."""
+    value = resp.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return float(Retry().parse_retry_after(value))
+    except (InvalidHeader, ValueError):
+        log.warning("JHTDB sent an unreadable Retry-After header (%r); using the back-off", value[:100])
+        return None
 
 
 def _describe(resp: requests.Response) -> str:

@@ -134,9 +134,3 @@ def fit_hidden(spec: ModelSpec, budget: int) -> tuple[ModelSpec, int]:
     candidates = [h for h in {int(root), int(root) + 1} if h >= 1] or [1]
     best = min(candidates, key=lambda h: abs(params(h) - budget))
     return spec.with_hidden(best), params(best)
-
-
-def group_of(spec: ModelSpec):
-    from ..symmetry import group_by_name
-
-    return group_by_name(spec.group)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +22,10 @@ if TYPE_CHECKING:
     from ..models.base import ModelSpec
 
 log = logging.getLogger(__name__)
+
+#: a path argument, and a study's settings (a config section or one run's ``run_settings``)
+PathLike = str | os.PathLike
+Settings = dict[str, Any]
 
 
 def format_alpha(alpha: float) -> str:
@@ -192,7 +198,61 @@ def evaluate_checkpoints(
         write_json(Path(run_dir) / eval_file(name), result)
 
 
-def ensure_parent(path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
+def data_sha(data: Any) -> str:
+    """The content hash of a study's data: a store's ``content_sha256`` attribute, or ``data_sha`` of loaded pairs
+    (the super-resolution data object)."""
+    return data.attrs["content_sha256"] if hasattr(data, "attrs") else data.data_sha
+
+
+def forecast_spec(settings: dict[str, Any], ds: Any) -> ModelSpec:
+    """The spec of a 2-D forecasting model (levels, rotation): ``input_frames`` velocity frames → the next one on the
+    store's square grid, C4."""
+    n = int(ds.sizes["x"])
+    return model_spec(settings["model"], f"{settings['input_frames']} vector", "1 vector", (n, n), "C4")
+
+
+@dataclass(frozen=True)
+class Training:
+    """What a study's training job does differently from another's; :func:`train_run` does the rest.
+
+    ``make_task(settings, store)`` → ``(task, data)``; ``spec(settings, data)`` → the model's spec; the checkpoints
+    are scored on ``splits`` with the EE on ``ee_split``; ``example(task, run_dir, settings)``, when given, saves
+    the figure's example after the evaluation.
+    """
+
+    study: str
+    make_task: Callable[[dict[str, Any], Any], tuple[Any, Any]]
+    spec: Callable[[dict[str, Any], Any], ModelSpec]
+    splits: tuple[str, ...]
+    ee_split: str
+    example: Callable[[Any, Path, dict[str, Any]], None] | None = None
+
+
+def train_model(
+    settings: dict[str, Any], task: Any, spec: ModelSpec, run_dir: str | os.PathLike, sha: str, keys: dict[str, Any]
+) -> dict[str, Any]:
+    """Train one run with ``settings["training"]``; ``keys`` (``study``, the run keys with ``seed`` and ``alpha``, in
+    the order the metadata lists them) and the lineage are stored with it."""
+    from ..training.trainer import TrainSettings, train
+
+    meta = run_meta(settings, sha, **keys)
+    training = TrainSettings.from_dict(settings["training"])
+    return train(task, spec, training, run_dir, seed=keys["seed"], alpha=keys["alpha"], meta=meta)
+
+
+def train_run(
+    training: Training, settings: dict[str, Any], store: str | os.PathLike, run_dir: str | os.PathLike, **run: Any
+) -> dict[str, Any]:
+    """Train one run of a model grid (``run``: ``model``, ``alpha``, ``seed`` and the study's other keys, in path
+    order), evaluate every checkpoint and save the study's example; ``settings`` is the study's ``run_settings``."""
+    if model_label(settings["model"]) != run["model"]:
+        raise ValueError(f"settings are for model {model_label(settings['model'])!r}, not {run['model']!r}")
+    task, data = training.make_task(settings, store)
+    spec = training.spec(settings, data)
+    summary = train_model(settings, task, spec, run_dir, data_sha(data), {"study": training.study, **run})
+    evaluate_checkpoints(
+        task, run_dir, splits=training.splits, ee_split=training.ee_split, evaluation=settings["evaluation"]
+    )
+    if training.example is not None:
+        training.example(task, Path(run_dir), settings)
+    return summary

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 from typing import Any
 
 from ..atomic import write_csv, write_json
 from ..lineage import LINEAGE_COLUMNS
-from ..runs import checkpoint_of
-from . import common
+from . import common, tables
 from .description import Run, StudyDescription
 
 log = logging.getLogger(__name__)
@@ -150,6 +148,11 @@ def run_settings(section: dict[str, Any], run: Run) -> dict[str, Any]:
     return settings
 
 
+TRAINING = common.Training(
+    study="levels", make_task=make_task, spec=common.forecast_spec, splits=("test",), ee_split="test"
+)
+
+
 def train_run(
     settings: dict[str, Any],
     store: str | os.PathLike,
@@ -161,21 +164,7 @@ def train_run(
     seed: int,
 ) -> dict[str, Any]:
     """Train one run; ``settings`` is :func:`run_settings` of the study config."""
-    from ..training.trainer import TrainSettings, train
-
-    if common.model_label(settings["model"]) != model:
-        raise ValueError(f"settings are for model {common.model_label(settings['model'])!r}, not {model!r}")
-    task, ds = make_task(settings, store)
-    n = int(ds.sizes["x"])
-    spec = common.model_spec(settings["model"], f"{settings['input_frames']} vector", "1 vector", (n, n), "C4")
-    meta = common.run_meta(
-        settings, ds.attrs["content_sha256"], study="levels", model=model, alpha=alpha, level=level, seed=seed
-    )
-    summary = train(
-        task, spec, TrainSettings.from_dict(settings["training"]), run_dir, seed=seed, alpha=alpha, meta=meta
-    )
-    common.evaluate_checkpoints(task, run_dir, splits=("test",), ee_split="test", evaluation=settings["evaluation"])
-    return summary
+    return common.train_run(TRAINING, settings, store, run_dir, model=model, alpha=alpha, level=level, seed=seed)
 
 
 def data_table(data_ee_files: list[str], out: str | os.PathLike, settings: dict[str, Any]):
@@ -193,96 +182,67 @@ def data_table(data_ee_files: list[str], out: str | os.PathLike, settings: dict[
     return df
 
 
+#: ``levels.csv``'s columns before the level's data EE and the lineage, and the (split, metric) of its score columns
+TABLE_COLUMNS = (
+    "model",
+    "alpha",
+    "level",
+    "seed",
+    "checkpoint",
+    "epoch",
+    "params",
+    "test_rmse",
+    "test_mae",
+    "ee",
+    "ee_rel",
+)
+TABLE_SCORES = {"test_rmse": ("test", "rmse"), "test_mae": ("test", "mae")}
+
+
+def _diagnostics(df, eval_files: list[str]):
+    """Issue 20's columns, after the scores: FLOPs per forward and the collapse diagnostic (learned correction /
+    needed correction, skill over the model's own skip) on the test split; NaN for runs evaluated before them."""
+    records = [common.read_json(p) for p in eval_files]
+    nan = float("nan")
+    df["flops_per_sample"] = [r.get("flops_per_sample", nan) for r in records]
+    for key in ("correction_ratio", "skill_vs_skip"):
+        df[key] = [r.get("correction", {}).get("test", {}).get(key, nan) for r in records]
+    return df
+
+
 def levels_table(eval_files: list[str], data_table_path: str | os.PathLike, out: str | os.PathLike):
+    """``levels.csv``: one row per (model, alpha, level, seed, checkpoint), next to the level's data EE."""
     import pandas as pd
 
-    rows = []
-    for path in eval_files:
-        r = common.read_json(path)
-        rows.append(
-            {
-                "model": r["model"],
-                "alpha": r["alpha"],
-                "level": r["level"],
-                "seed": r["seed"],
-                "checkpoint": checkpoint_of(Path(path).stem, "eval_"),
-                "epoch": r["checkpoint_epoch"],
-                "params": r["params"],
-                "test_rmse": r["scores"]["test"]["rmse"],
-                "test_mae": r["scores"]["test"]["mae"],
-                "ee": r["ee"],
-                "ee_rel": r["ee_rel"],
-                "flops_per_sample": r.get("flops_per_sample", float("nan")),
-                # the collapse diagnostic: learned correction / needed correction, and skill against the skip
-                "correction_ratio": r.get("correction", {}).get("test", {}).get("correction_ratio", float("nan")),
-                "skill_vs_skip": r.get("correction", {}).get("test", {}).get("skill_vs_skip", float("nan")),
-                **{k: r[k] for k in LINEAGE_COLUMNS},
-            }
-        )
-    df = pd.DataFrame(rows)
     data = pd.read_csv(data_table_path)[["level", "data_ee"]]
-    df = df.merge(data, on="level", how="left")
-    order = [
-        "model",
-        "alpha",
-        "level",
-        "seed",
-        "checkpoint",
-        "epoch",
-        "params",
-        "test_rmse",
-        "test_mae",
-        "ee",
-        "ee_rel",
-        "flops_per_sample",
-        "correction_ratio",
-        "skill_vs_skip",
-        "data_ee",
-        *LINEAGE_COLUMNS,
-    ]
-    df = df[order].sort_values(["model", "alpha", "level", "seed", "checkpoint"]).reset_index(drop=True)
-    write_csv(df, out)
-    return df
+    return tables.runs_table(
+        eval_files,
+        out,
+        columns=TABLE_COLUMNS,
+        scores=TABLE_SCORES,
+        sort_by=["model", "alpha", "level", "seed", "checkpoint"],
+        join=lambda df: _diagnostics(df, eval_files).merge(data, on="level", how="left"),
+    )
 
 
 def summary_table(levels_csv: str | os.PathLike, out: str | os.PathLike, baselines: list[str] | None = None):
     """``levels_summary.csv``: per (model, alpha, level, checkpoint), test RMSE and model EE as mean and 95 % CI
     over seeds (Student's t), next to the level's data EE. Comparisons between models: the claims table.
     ``baselines`` (persistence per level, :mod:`equidyn.studies.baselines`) add ``baseline_test_rmse`` and skill."""
-    import pandas as pd
+    from .baseline_tables import join_levels
 
-    from ..stats import ci_columns
-
-    df = pd.read_csv(levels_csv)
-    joined = lambda s: ";".join(sorted(set(map(str, s))))  # noqa: E731
-    grouped = df.groupby(["model", "alpha", "level", "checkpoint"])
-    summary = grouped.agg(
-        params=("params", "first"),
-        n_seeds=("seed", "nunique"),
-        data_ee=("data_ee", "first"),
-        config_sha=("config_sha", joined),
-        git_rev=("git_rev", joined),
-        data_sha=("data_sha", joined),
+    by = ["model", "alpha", "level", "checkpoint"]
+    # issue 20: skill over the model's own skip (linear extrapolation for residual: linear) with its seed CI — an
+    # arm has learned where the interval lies above 0 — and how large its learned correction is
+    metrics = ("test_rmse", "ee", "skill_vs_skip", "correction_ratio")
+    stats = [f"{v}_{s}" for v in metrics for s in ("mean", "ci_low", "ci_high")]
+    return tables.summary_table(
+        levels_csv,
+        out,
+        by=by,
+        metrics=metrics,
+        first=("params", "flops_per_sample", "data_ee"),
+        columns=[*by, "params", "flops_per_sample", "n_seeds", *stats, "data_ee", *LINEAGE_COLUMNS],
+        baselines=baselines,
+        join_baselines=join_levels,
     )
-    summary = summary.join(ci_columns(grouped.test_rmse, "test_rmse")).join(ci_columns(grouped.ee, "ee"))
-    extra: list[str] = []
-    if "skill_vs_skip" in df and df["skill_vs_skip"].notna().any():
-        # skill against the model's own skip (linear extrapolation for residual: linear) with its seed CI, and
-        # the mean correction ratio: whether a run learned, and how much (issue 20)
-        summary = summary.join(ci_columns(grouped.skill_vs_skip, "skill_vs_skip"))
-        summary = summary.join(grouped.agg(correction_ratio_mean=("correction_ratio", "mean")))
-        extra = [f"skill_vs_skip_{s}" for s in ("mean", "ci_low", "ci_high")] + ["correction_ratio_mean"]
-    if "flops_per_sample" in df:
-        summary = summary.join(grouped.agg(flops_per_sample=("flops_per_sample", "first")))
-        extra.append("flops_per_sample")
-    summary = summary.reset_index()
-    cols = ["model", "alpha", "level", "checkpoint", "params", "n_seeds"]
-    cols += [f"{v}_{s}" for v in ("test_rmse", "ee") for s in ("mean", "ci_low", "ci_high")]
-    cols += extra
-    summary = summary[[*cols, "data_ee", *LINEAGE_COLUMNS]]
-    if baselines:
-        from .baselines import join_levels
-
-        summary = join_levels(summary, baselines)
-    write_csv(summary, out)
-    return summary

@@ -10,7 +10,8 @@ from ..atomic import atomic_path, write_csv
 from ..lineage import LINEAGE_COLUMNS
 from ..published import W22_RMSE
 from ..runs import BEST_CHECKPOINT, checkpoint_file
-from . import common
+from . import common, tables
+from .common import PathLike, Settings
 from .description import Run, StudyDescription
 
 DESCRIPTION = StudyDescription(
@@ -86,44 +87,16 @@ def make_task(settings: dict[str, Any], store: str | os.PathLike):
     return task, ds
 
 
-def train_run(
-    settings: dict[str, Any],
-    store: str | os.PathLike,
-    run_dir: str | os.PathLike,
-    *,
-    model: str,
-    alpha: float,
-    seed: int,
-) -> dict[str, Any]:
-    """Train one (model, alpha, seed) run, then evaluate its checkpoints and save a rollout for the figure."""
-    from ..training.trainer import TrainSettings, train
-
-    if settings["model"]["name"] != model:
-        raise ValueError(f"settings are for model {settings['model']['name']!r}, not {model!r}")
-    task, ds = make_task(settings, store)
-    n = int(ds.sizes["x"])
-    spec = common.model_spec(settings["model"], f"{settings['input_frames']} vector", "1 vector", (n, n), "C4")
-    meta = common.run_meta(settings, ds.attrs["content_sha256"], study="rotation", model=model, alpha=alpha, seed=seed)
-    summary = train(
-        task, spec, TrainSettings.from_dict(settings["training"]), run_dir, seed=seed, alpha=alpha, meta=meta
-    )
-    common.evaluate_checkpoints(
-        task, run_dir, splits=TEST_SPLITS, ee_split="test_domain", evaluation=settings["evaluation"]
-    )
-    save_rollout_example(
-        task, Path(run_dir) / checkpoint_file(BEST_CHECKPOINT), settings["evaluation"]["figure_steps"], Path(run_dir)
-    )
-    return summary
-
-
-def save_rollout_example(task, checkpoint_path: Path, figure_steps: list[int], run_dir: Path) -> None:
-    """Target and prediction of the first test-domain window at ``figure_steps`` (1-based), in physical units."""
+def save_rollout_example(task, run_dir: Path, settings: dict[str, Any]) -> None:
+    """Target and prediction of the best checkpoint on the first test-domain window at the ``figure_steps``
+    (1-based) of ``settings["evaluation"]``, in physical units."""
     import numpy as np
     import torch
 
     from ..training import checkpoint
 
-    model, _ = checkpoint.load_model(checkpoint_path)
+    figure_steps = settings["evaluation"]["figure_steps"]
+    model, _ = checkpoint.load_model(run_dir / checkpoint_file(BEST_CHECKPOINT))
     x, y = task.batch("test_domain", torch.tensor([0]))
     with torch.no_grad():
         pred = task.predict(model, x, y.shape[1])
@@ -140,74 +113,59 @@ def save_rollout_example(task, checkpoint_path: Path, figure_steps: list[int], r
         )
 
 
+TRAINING = common.Training(
+    study="rotation",
+    make_task=make_task,
+    spec=common.forecast_spec,
+    splits=TEST_SPLITS,
+    ee_split="test_domain",
+    example=save_rollout_example,
+)
+
+
+def train_run(settings: Settings, store: PathLike, run_dir: PathLike, *, model: str, alpha: float, seed: int) -> dict:
+    """Train one (model, alpha, seed) run, then evaluate its checkpoints and save a rollout for the figure."""
+    return common.train_run(TRAINING, settings, store, run_dir, model=model, alpha=alpha, seed=seed)
+
+
+#: the per-run table's columns (then the lineage), and the (split, metric) of the score columns
+TABLE_COLUMNS = ("model", "alpha", "seed", "params", "epoch", "rmse_future", "rmse_domain", "ee", "ee_rel")
+TABLE_SCORES = {"rmse_future": ("test_future", "rmse"), "rmse_domain": ("test_domain", "rmse")}
+
+
 def benchmark_table(eval_files: list[str], out: str | os.PathLike):
     """``rotation_benchmark.csv``: one row per (model, alpha, seed) from the best checkpoint."""
-    import pandas as pd
+    return tables.runs_table(
+        eval_files, out, columns=TABLE_COLUMNS, scores=TABLE_SCORES, sort_by=["model", "alpha", "seed"]
+    )
 
-    rows = []
-    for path in eval_files:
-        r = common.read_json(path)
-        rows.append(
-            {
-                "model": r["model"],
-                "alpha": r["alpha"],
-                "seed": r["seed"],
-                "params": r["params"],
-                "epoch": r["checkpoint_epoch"],
-                "rmse_future": r["scores"]["test_future"]["rmse"],
-                "rmse_domain": r["scores"]["test_domain"]["rmse"],
-                "ee": r["ee"],
-                "ee_rel": r["ee_rel"],
-                **{k: r[k] for k in LINEAGE_COLUMNS},
-            }
-        )
-    df = pd.DataFrame(rows).sort_values(["model", "alpha", "seed"]).reset_index(drop=True)
-    write_csv(df, out)
-    return df
+
+def _published(summary) -> None:
+    summary["w22_rmse_future"] = summary["model"].map(lambda m: W22_RMSE.get(m, (None, None))[0])
+    summary["w22_rmse_domain"] = summary["model"].map(lambda m: W22_RMSE.get(m, (None, None))[1])
 
 
 def summary_table(benchmark_csv: str | os.PathLike, out: str | os.PathLike, baselines: list[str] | None = None):
     """``rotation_summary.csv``: mean and 95 % CI over seeds (Student's t) per (model, alpha), next to W22's RMSEs;
     with ``baselines``, persistence's RMSE on the same windows and each model's skill against it."""
-    import pandas as pd
+    from .baseline_tables import join_rotation
 
-    from ..stats import ci_columns
-
-    df = pd.read_csv(benchmark_csv)
-    grouped = df.groupby(["model", "alpha"])
-    summary = grouped.agg(
-        params=("params", "first"),
-        n_seeds=("seed", "nunique"),
-        config_sha=("config_sha", lambda s: ";".join(sorted(set(map(str, s))))),
-        git_rev=("git_rev", lambda s: ";".join(sorted(set(map(str, s))))),
-        data_sha=("data_sha", lambda s: ";".join(sorted(set(map(str, s))))),
+    by = ["model", "alpha"]
+    # per split: the mean and CI over seeds, then W22's RMSE
+    future, domain = (
+        [f"rmse_{t}_{s}" for s in ("mean", "ci_low", "ci_high")] + [f"w22_rmse_{t}"] for t in ("future", "domain")
     )
-    summary = summary.join(ci_columns(grouped.rmse_future, "rmse_future"))
-    summary = summary.join(ci_columns(grouped.rmse_domain, "rmse_domain")).reset_index()
-    summary["w22_rmse_future"] = summary["model"].map(lambda m: W22_RMSE.get(m, (None, None))[0])
-    summary["w22_rmse_domain"] = summary["model"].map(lambda m: W22_RMSE.get(m, (None, None))[1])
-    cols = [
-        "model",
-        "alpha",
-        "params",
-        "n_seeds",
-        "rmse_future_mean",
-        "rmse_future_ci_low",
-        "rmse_future_ci_high",
-        "w22_rmse_future",
-        "rmse_domain_mean",
-        "rmse_domain_ci_low",
-        "rmse_domain_ci_high",
-        "w22_rmse_domain",
-        *LINEAGE_COLUMNS,
-    ]
-    summary = summary[cols].sort_values("rmse_domain_mean").reset_index(drop=True)
-    if baselines:
-        from .baselines import join_rotation
-
-        summary = join_rotation(summary, baselines)
-    write_csv(summary, out)
-    return summary
+    return tables.summary_table(
+        benchmark_csv,
+        out,
+        by=by,
+        metrics=("rmse_future", "rmse_domain"),
+        derive=_published,
+        columns=[*by, "params", "n_seeds", *future, *domain, *LINEAGE_COLUMNS],
+        sort_by="rmse_domain_mean",
+        baselines=baselines,
+        join_baselines=join_rotation,
+    )
 
 
 def by_step_table(eval_files: list[str], out: str | os.PathLike) -> None:

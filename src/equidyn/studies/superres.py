@@ -6,11 +6,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_path, write_csv
+from ..atomic import atomic_path
 from ..lineage import LINEAGE_COLUMNS
 from ..published import BLOG_MAE, BLOG_PARAMS, W24_MAE
 from ..runs import BEST_CHECKPOINT, checkpoint_file
-from . import common
+from . import common, tables
+from .common import PathLike, Settings
 from .description import Run, StudyDescription
 
 DESCRIPTION = StudyDescription(
@@ -58,32 +59,13 @@ def make_task(settings: dict[str, Any], store: str | os.PathLike):
     return task, sr
 
 
-def train_run(
-    settings: dict[str, Any],
-    store: str | os.PathLike,
-    run_dir: str | os.PathLike,
-    *,
-    model: str,
-    alpha: float,
-    seed: int,
-) -> dict[str, Any]:
-    from ..training.trainer import TrainSettings, train
-
-    if settings["model"]["name"] != model:
-        raise ValueError(f"settings are for model {settings['model']['name']!r}, not {model!r}")
-    task, sr = make_task(settings, store)
+def _spec(settings: dict[str, Any], sr: Any):
+    """16³ → 64³: the coarse grid and the data's layouts, in the configured group."""
     coarse = tuple(sr.train.inputs.shape[-3:])
-    spec = common.model_spec(settings["model"], str(sr.input_layout), str(sr.target_layout), coarse, settings["group"])
-    meta = common.run_meta(settings, sr.data_sha, study="superres", model=model, alpha=alpha, seed=seed)
-    summary = train(
-        task, spec, TrainSettings.from_dict(settings["training"]), run_dir, seed=seed, alpha=alpha, meta=meta
-    )
-    common.evaluate_checkpoints(task, run_dir, splits=("test",), ee_split="test", evaluation=settings["evaluation"])
-    save_slice_example(task, Path(run_dir))
-    return summary
+    return common.model_spec(settings["model"], str(sr.input_layout), str(sr.target_layout), coarse, settings["group"])
 
 
-def save_slice_example(task, run_dir: Path) -> None:
+def save_slice_example(task, run_dir: Path, settings: dict[str, Any] | None = None) -> None:
     """Mid-plane (z) slices of the first test sample: last input time (coarse), target and prediction."""
     import numpy as np
     import torch
@@ -104,76 +86,53 @@ def save_slice_example(task, run_dir: Path) -> None:
         )
 
 
+TRAINING = common.Training(
+    study="superres", make_task=make_task, spec=_spec, splits=("test",), ee_split="test", example=save_slice_example
+)
+
+
+def train_run(settings: Settings, store: PathLike, run_dir: PathLike, *, model: str, alpha: float, seed: int) -> dict:
+    """Train one (model, alpha, seed) run, then evaluate its checkpoints and save the slices for the figure."""
+    return common.train_run(TRAINING, settings, store, run_dir, model=model, alpha=alpha, seed=seed)
+
+
+#: the per-run table's columns (then the lineage), and the (split, metric) of the score columns
+TABLE_COLUMNS = ("model", "alpha", "seed", "params", "epoch", "test_mae", "test_rmse", "ee", "ee_rel")
+TABLE_SCORES = {"test_mae": ("test", "mae"), "test_rmse": ("test", "rmse")}
+
+
 def table(eval_files: list[str], out: str | os.PathLike):
     """``superres.csv``: one row per (model, alpha, seed), best checkpoint; test MAE is a mean over samples."""
-    import pandas as pd
+    return tables.runs_table(
+        eval_files, out, columns=TABLE_COLUMNS, scores=TABLE_SCORES, sort_by=["model", "alpha", "seed"]
+    )
 
-    rows = []
-    for path in eval_files:
-        r = common.read_json(path)
-        rows.append(
-            {
-                "model": r["model"],
-                "alpha": r["alpha"],
-                "seed": r["seed"],
-                "params": r["params"],
-                "epoch": r["checkpoint_epoch"],
-                "test_mae": r["scores"]["test"]["mae"],
-                "test_rmse": r["scores"]["test"]["rmse"],
-                "ee": r["ee"],
-                "ee_rel": r["ee_rel"],
-                **{k: r[k] for k in LINEAGE_COLUMNS},
-            }
-        )
-    df = pd.DataFrame(rows).sort_values(["model", "alpha", "seed"]).reset_index(drop=True)
-    write_csv(df, out)
-    return df
+
+def _published(summary) -> None:
+    """MAE per 1e6 parameters and the W24 and BLOG numbers (published as mean ± sd) of the same model."""
+    summary["mae_per_1e6_params"] = summary.test_mae_mean / (summary.params / 1e6)
+    for col, table_ in (("w24", W24_MAE), ("blog", BLOG_MAE)):
+        summary[f"{col}_test_mae"] = summary.model.map(lambda m, t=table_: t.get(m, (None, None))[0])
+        summary[f"{col}_test_mae_sd"] = summary.model.map(lambda m, t=table_: t.get(m, (None, None))[1])
+    summary["blog_params"] = summary.model.map(BLOG_PARAMS)
 
 
 def summary_table(superres_csv: str | os.PathLike, out: str | os.PathLike, baselines: list[str] | None = None):
     """``superres_summary.csv``: mean and 95 % CI over seeds (Student's t), MAE per 1e6 parameters, next to the W24
     and BLOG numbers (those are published as mean ± sd); with ``baselines``, the interpolated input's MAE/RMSE on
     the same test pairs and each model's skill against it."""
-    import pandas as pd
+    from .baseline_tables import join_superres
 
-    from ..stats import ci_columns
-
-    df = pd.read_csv(superres_csv)
-    joined = lambda s: ";".join(sorted(set(map(str, s))))  # noqa: E731
-    grouped = df.groupby(["model", "alpha"])
-    summary = grouped.agg(
-        params=("params", "first"),
-        n_seeds=("seed", "nunique"),
-        config_sha=("config_sha", joined),
-        git_rev=("git_rev", joined),
-        data_sha=("data_sha", joined),
+    by = ["model", "alpha"]
+    stats = ["test_mae_mean", "test_mae_ci_low", "test_mae_ci_high", "mae_per_1e6_params"]
+    published = ["w24_test_mae", "w24_test_mae_sd", "blog_test_mae", "blog_test_mae_sd", "blog_params"]
+    return tables.summary_table(
+        superres_csv,
+        out,
+        by=by,
+        metrics=("test_mae",),
+        derive=_published,
+        columns=[*by, "params", "n_seeds", *stats, *published, *LINEAGE_COLUMNS],
+        baselines=baselines,
+        join_baselines=join_superres,
     )
-    summary = summary.join(ci_columns(grouped.test_mae, "test_mae")).reset_index()
-    summary["mae_per_1e6_params"] = summary.test_mae_mean / (summary.params / 1e6)
-    for col, table_ in (("w24", W24_MAE), ("blog", BLOG_MAE)):
-        summary[f"{col}_test_mae"] = summary.model.map(lambda m, t=table_: t.get(m, (None, None))[0])
-        summary[f"{col}_test_mae_sd"] = summary.model.map(lambda m, t=table_: t.get(m, (None, None))[1])
-    summary["blog_params"] = summary.model.map(BLOG_PARAMS)
-    cols = [
-        "model",
-        "alpha",
-        "params",
-        "n_seeds",
-        "test_mae_mean",
-        "test_mae_ci_low",
-        "test_mae_ci_high",
-        "mae_per_1e6_params",
-        "w24_test_mae",
-        "w24_test_mae_sd",
-        "blog_test_mae",
-        "blog_test_mae_sd",
-        "blog_params",
-        *LINEAGE_COLUMNS,
-    ]
-    summary = summary[cols]
-    if baselines:
-        from .baselines import join_superres
-
-        summary = join_superres(summary.copy(), baselines)
-    write_csv(summary, out)
-    return summary

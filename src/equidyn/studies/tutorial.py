@@ -185,20 +185,14 @@ def train_run(
     label: str,
     seed: int,
 ) -> dict[str, Any]:
-    from ..training.trainer import TrainSettings, train
-
     entry = settings["model"]
     if entry["label"] != label or settings["flow"] != flow:
         raise ValueError(f"settings are for {entry['label']!r} on {settings['flow']!r}, not {label!r} on {flow!r}")
     task, ds, in_layout, out_layout = _task(settings, store)
     spec = model_spec(settings, in_layout, out_layout, int(ds.sizes["x"]))
     alpha = float(entry.get("penalty", 0.0))
-    meta = common.run_meta(
-        settings, ds.attrs["content_sha256"], study="tutorial", model=label, flow=flow, seed=seed, alpha=alpha
-    )
-    summary = train(
-        task, spec, TrainSettings.from_dict(settings["training"]), run_dir, seed=seed, alpha=alpha, meta=meta
-    )
+    keys = {"study": "tutorial", "model": label, "flow": flow, "seed": seed, "alpha": alpha}
+    summary = common.train_model(settings, task, spec, run_dir, common.data_sha(ds), keys)
     evaluate_transformed(task, ds, list(settings["outputs"]), Path(run_dir), in_layout, out_layout)
     return summary
 

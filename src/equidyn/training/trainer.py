@@ -50,7 +50,6 @@ from ..runs import (
 )
 from ..settings import settings_from_dict
 from . import checkpoint
-from .optim import Adam, ExponentialLR
 from .tasks import Task, rollout_loss, score
 
 log = logging.getLogger(__name__)
@@ -183,6 +182,46 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(1_000_003 * (seed + 1) + epoch)
 
 
+#: what torch.optim.Adam's param group has and equidyn's own Adam (training/optim.py, issue 14) did not save, at the
+#: values that reproduce its arithmetic: L2 weight decay, no amsgrad, torch's default algorithm per device
+_ADAM_GROUP_DEFAULTS = {
+    "foreach": None,
+    "capturable": False,
+    "differentiable": False,
+    "fused": None,
+    "decoupled_weight_decay": False,
+}
+
+
+def torch_optimiser_state(
+    optimiser_state: dict[str, Any], scheduler_state: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A saved optimiser and scheduler state in the layout of ``torch.optim.Adam`` and its ``ExponentialLR``.
+
+    Why: until issue 22 the trainer ran its own Adam and ExponentialLR (torch's arithmetic, bit for bit, without
+    torch.optim's ``torch._dynamo`` import), and ``state/last.pt`` files written by them must still resume. Their
+    layout was torch's less a few entries: the param group lacked torch's flags and ``initial_lr``, the scheduler
+    saved ``gamma``, ``base_lrs`` and ``last_epoch`` only. torch would fill the flags itself, but not the scheduler's
+    ``_last_lr`` and ``_step_count`` (they would keep a fresh scheduler's values, so ``get_last_lr()`` would be the
+    first epoch's). Every missing entry is filled here with what torch's own classes would hold at that point; a
+    state that torch wrote passes unchanged.
+    """
+    base_lrs = list(scheduler_state["base_lrs"])
+    groups = [
+        {**_ADAM_GROUP_DEFAULTS, "initial_lr": base, **group}
+        for group, base in zip(optimiser_state["param_groups"], base_lrs, strict=True)
+    ]
+    last_epoch = int(scheduler_state["last_epoch"])
+    scheduler = {
+        "_step_count": last_epoch + 1,
+        "_is_initial": False,
+        "_get_lr_called_within_step": False,
+        "_last_lr": [group["lr"] for group in groups],
+        **scheduler_state,
+    }
+    return {**optimiser_state, "param_groups": groups}, scheduler
+
+
 def train(
     task: Task,
     spec: ModelSpec,
@@ -206,9 +245,10 @@ def train(
     model = build_model(spec).to(device)
     if alpha and not model.has_regularizer:
         raise ValueError(f"model {spec.name!r} has no regularizer, so alpha={alpha} would do nothing; use alpha 0")
-    # equidyn's Adam: torch.optim's arithmetic without its torch._dynamo import (training/optim.py, issue 14)
-    optimiser = Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    scheduler = ExponentialLR(optimiser, gamma=settings.lr_gamma)
+    # Adam with L2 weight decay (added to the gradient, not decoupled as in AdamW); torch's default algorithm per
+    # device (single-tensor on the CPU, foreach on an accelerator)
+    optimiser = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=settings.lr_gamma)
     history: list[dict[str, float]] = []
     best_val, best_epoch, epoch, stale = math.inf, 0, 0, 0
 
@@ -221,8 +261,9 @@ def train(
                 "delete the run directory to retrain"
             )
         load_model_state(model, state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        scheduler.load_state_dict(state["scheduler"])
+        optimiser_state, scheduler_state = torch_optimiser_state(state["optimiser"], state["scheduler"])
+        optimiser.load_state_dict(optimiser_state)
+        scheduler.load_state_dict(scheduler_state)
         history, best_val, best_epoch, epoch, stale = (
             state["history"],
             state["best_val"],
