@@ -234,15 +234,19 @@ def summary_table(levels_csv: str | os.PathLike, out: str | os.PathLike, baselin
     by = ["model", "alpha", "level", "checkpoint"]
     # issue 20: skill over the model's own skip (linear extrapolation for residual: linear) with its seed CI — an
     # arm has learned where the interval lies above 0 — and how large its learned correction is
-    metrics = ("test_rmse", "ee", "skill_vs_skip", "correction_ratio")
+    import pandas as pd
+
+    have = set(pd.read_csv(levels_csv, nrows=0).columns)  # a table written before issue 20 lacks its columns
+    metrics = tuple(m for m in ("test_rmse", "ee", "skill_vs_skip", "correction_ratio") if m in have)
+    first = tuple(c for c in ("params", "flops_per_sample", "data_ee") if c in have)
     stats = [f"{v}_{s}" for v in metrics for s in ("mean", "ci_low", "ci_high")]
     return tables.summary_table(
         levels_csv,
         out,
         by=by,
         metrics=metrics,
-        first=("params", "flops_per_sample", "data_ee"),
-        columns=[*by, "params", "flops_per_sample", "n_seeds", *stats, "data_ee", *LINEAGE_COLUMNS],
+        first=first,
+        columns=[*by, *first[:-1], "n_seeds", *stats, "data_ee", *LINEAGE_COLUMNS],
         baselines=baselines,
         join_baselines=join_levels,
     )
