@@ -296,3 +296,20 @@ def test_lambda_max_vs_skill_figure_plots_one_point_per_measured_run(tmp_path) -
     pd.DataFrame(rows).drop(columns=["skill_vs_skip"]).to_csv(tmp_path / "old.csv", index=False)
     with pytest.raises(ValueError, match="lacks \\['skill_vs_skip'\\]"):
         lambda_max_vs_skill(tmp_path / "old.csv", tmp_path / "old.pdf")
+
+
+def test_lambda_max_vs_skill_derives_the_skill_of_an_older_table(tmp_path) -> None:
+    import pandas as pd
+
+    from equidyn.figures.dynamics import lambda_max_vs_skill
+
+    base = {"study": "levels", "alpha": 0.0, "level": 0, "checkpoint": "best", "config_sha": "c", "git_rev": "g"}
+    rows = [
+        {**base, "model": m, "seed": s, "test_rmse": 0.002 + 0.001 * s, "hessian_lambda_max": 1.0 + s, "data_sha": "d"}
+        for m in ("e2cnn", "rsteer")
+        for s in range(3)
+    ]
+    pd.DataFrame(rows).to_csv(tmp_path / "dynamics.csv", index=False)
+    pd.DataFrame([{"level": 0, "linear_extrapolation_test_rmse": 0.004}]).to_csv(tmp_path / "summary.csv", index=False)
+    lambda_max_vs_skill(tmp_path / "dynamics.csv", tmp_path / "fig.pdf", tmp_path / "summary.csv")
+    assert (tmp_path / "fig.png").exists()

@@ -301,7 +301,11 @@ COMMANDS: dict[str, tuple[str, list[Arg], str]] = {
     ),
     "figure-lambda-max-vs-skill": (
         "equidyn.figures.dynamics:lambda_max_vs_skill",
-        [_a("--dynamics-csv", required=True), OUT],
+        [
+            _a("--dynamics-csv", required=True),
+            OUT,
+            _a("--levels-summary-csv", help="derive the skill of a dynamics table that lacks it (before issue 20)"),
+        ],
         "figures/lambda_max_vs_skill.pdf",
     ),
     "figure-ee-vs-data-ee": (

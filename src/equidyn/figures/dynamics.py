@@ -271,7 +271,9 @@ def sharpness(dynamics_csv: str | os.PathLike, out: str | os.PathLike) -> None:
     style.save(fig, out, style.lineage_footer(df, "tables/dynamics.csv"))
 
 
-def lambda_max_vs_skill(dynamics_csv: str | os.PathLike, out: str | os.PathLike) -> None:
+def lambda_max_vs_skill(
+    dynamics_csv: str | os.PathLike, out: str | os.PathLike, levels_summary_csv: str | os.PathLike | None = None
+) -> None:
     """λ_max of each measured level run's best checkpoint against its test skill over its own skip (one point per
     run, one colour per arm), with the Spearman correlation per arm in the legend.
 
@@ -282,6 +284,11 @@ def lambda_max_vs_skill(dynamics_csv: str | os.PathLike, out: str | os.PathLike)
     from scipy.stats import spearmanr
 
     df = pd.read_csv(dynamics_csv)
+    if "skill_vs_skip" not in df and levels_summary_csv is not None:
+        # a dynamics table from before the diagnostic: the skill over linear extrapolation from the level's
+        # linear-extrapolation RMSE (levels_summary.csv), exact for one-step test windows
+        linear = pd.read_csv(levels_summary_csv).groupby("level").linear_extrapolation_test_rmse.first()
+        df["skill_vs_skip"] = 1 - df.test_rmse / df.level.map(linear)
     need = {"skill_vs_skip", "hessian_lambda_max"}
     if not need <= set(df.columns):
         raise ValueError(f"{dynamics_csv} lacks {sorted(need - set(df.columns))}: no run to plot")
@@ -311,5 +318,5 @@ def lambda_max_vs_skill(dynamics_csv: str | os.PathLike, out: str | os.PathLike)
         ax.set_ylabel("Hessian λ_max (best checkpoint)", fontsize=6)
         ax.set_title(f"level {level}", fontsize=8)
         ax.legend(frameon=False, fontsize=5)
-    fig.suptitle("Flatness against how much each run learned (one point per run; ρ: Spearman per arm)", fontsize=7)
+    fig.suptitle("Flatness against how much each run learned\n(one point per run; ρ: Spearman per arm)", fontsize=7)
     style.save(fig, out, style.lineage_footer(df, "tables/dynamics.csv"))
