@@ -313,3 +313,34 @@ def test_lambda_max_vs_skill_derives_the_skill_of_an_older_table(tmp_path) -> No
     pd.DataFrame([{"level": 0, "linear_extrapolation_test_rmse": 0.004}]).to_csv(tmp_path / "summary.csv", index=False)
     lambda_max_vs_skill(tmp_path / "dynamics.csv", tmp_path / "fig.pdf", tmp_path / "summary.csv")
     assert (tmp_path / "fig.png").exists()
+
+
+def test_dynamics_figures_draw_a_table_measured_at_the_best_checkpoint_only(tmp_path) -> None:
+    """``dynamics.runs[].checkpoints: [best]``: the epoch-3 rows carry no measure, and the figures skip them."""
+    import pandas as pd
+
+    from equidyn.figures.dynamics import sharpness
+
+    rows = []
+    for model in ("e2cnn", "rsteer"):
+        for seed in range(3):
+            for ckpt in ("epoch3", "best"):
+                measured = ckpt == "best"
+                rows.append(
+                    {
+                        "study": "levels",
+                        "model": model,
+                        "alpha": 0.0,
+                        "level": 0,
+                        "seed": seed,
+                        "checkpoint": ckpt,
+                        "sharpness_blog": 0.1 + seed if measured else float("nan"),
+                        "sharpness_curvature": 0.01 * (seed + 1) if measured else float("nan"),
+                        "config_sha": "c",
+                        "git_rev": "g",
+                        "data_sha": "d",
+                    }
+                )
+    pd.DataFrame(rows).to_csv(tmp_path / "dynamics.csv", index=False)
+    sharpness(tmp_path / "dynamics.csv", tmp_path / "sharpness.pdf")
+    assert (tmp_path / "sharpness.png").exists()

@@ -189,9 +189,10 @@ def hessian_density(hessian_files: list[str], out: str | os.PathLike) -> None:
     """SLQ spectral densities at epoch 3 and at the best epoch, one panel per (study, checkpoint)."""
     records = [json.loads(Path(p).read_text()) for p in hessian_files]
     studies = [s for s in ("levels", "superres", "rotation") if any(r["study"] == s for r in records)]
-    fig, axes = style.figure(ncols=len(CHECKPOINTS), nrows=len(studies), width=3.3, height=2.5)
+    measured = [c for c in CHECKPOINTS if any(r["checkpoint"] == c for r in records)]  # dynamics.runs may skip one
+    fig, axes = style.figure(ncols=len(measured), nrows=len(studies), width=3.3, height=2.5)
     for row, study in enumerate(studies):
-        for col, ckpt in enumerate(CHECKPOINTS):
+        for col, ckpt in enumerate(measured):
             ax = axes[row][col]
             for r in (r for r in records if r["study"] == study and r["checkpoint"] == ckpt):
                 grid, values = np.asarray(r["density"]["grid"]), np.asarray(r["density"]["values"])
@@ -240,6 +241,8 @@ def sharpness(dynamics_csv: str | os.PathLike, out: str | os.PathLike) -> None:
                 width = 0.8 / len(CHECKPOINTS)
                 for j, ckpt in enumerate(CHECKPOINTS):
                     v = sub[(sub.model == model) & (sub.alpha == alpha) & (sub.checkpoint == ckpt)][metric]
+                    if v.empty:  # a checkpoint that dynamics.runs does not measure
+                        continue
                     est = mean_ci(list(v))
                     err = [[est.mean - est.ci_low], [est.ci_high - est.mean]] if est.n > 1 else None
                     ax.bar(
