@@ -265,52 +265,78 @@ def _compare(
             rows.append(row)
 
 
+def _level0_best(levels):
+    """``(lowest level, its best-checkpoint rows)`` of the level table, or ``None`` without one."""
+    if levels is None or levels.empty:
+        return None
+    lowest = levels.level.min()
+    if lowest != 0:
+        log.info("levels: no level 0 in the run; the symmetric-data claims use level %s", lowest)
+    return lowest, levels[(levels.level == lowest) & (levels.checkpoint == BEST_CHECKPOINT)]
+
+
+def _level0_measured(dynamics):
+    """``(lowest level, checkpoint, rows)`` of the measured level runs, one per checkpoint."""
+    if dynamics is None or dynamics.empty:
+        return
+    lv = dynamics[dynamics.study == "levels"]
+    if lv.empty:
+        return
+    lowest = int(lv.level.min())
+    for ckpt in CHECKPOINTS:
+        yield lowest, ckpt, lv[(lv.level == lowest) & (lv.checkpoint == ckpt)]
+
+
+def _test_rmse(rows: list[dict], best, a: Arm, b: Arm, claim: str, source: str, paired: bool) -> None:
+    _compare(
+        rows,
+        best,
+        "test_rmse",
+        a,
+        b,
+        claim=claim,
+        source=source,
+        family="test error",
+        quantity="test RMSE",
+        checkpoint=BEST_CHECKPOINT,
+        kind="log_ratio",
+        paired=paired,
+    )
+
+
+def _flatness(rows: list[dict], sub, col: str, a: Arm, b: Arm, claim: str, source: str, ckpt: str, paired: bool):
+    name, kind = DYNAMICS_QUANTITIES[col]
+    _compare(
+        rows,
+        sub,
+        col,
+        a,
+        b,
+        claim=claim,
+        source=source,
+        family="flatness",
+        quantity=name,
+        checkpoint=ckpt,
+        kind=kind,
+        paired=paired,
+    )
+
+
 def level0_claims(levels, dynamics) -> list[dict]:
     """BLOG on symmetric data (the lowest level, 0): relaxed vs strict in test RMSE and in curvature (Welch: the
     arms are different architectures and share only the seed number)."""
     rows: list[dict] = []
-    if levels is not None and not levels.empty:
-        lowest = levels.level.min()
-        if lowest != 0:
-            log.info("levels: no level 0 in the run; the symmetric-data claims use level %s", lowest)
-        best = levels[(levels.level == lowest) & (levels.checkpoint == BEST_CHECKPOINT)]
+    found = _level0_best(levels)
+    if found is not None:
+        lowest, best = found
         for relaxed in RELAXED_2D:
-            _compare(
-                rows,
-                best,
-                "test_rmse",
-                Arm(relaxed),
-                Arm(STRICT_2D),
-                claim=f"On symmetric data (level {lowest}) the relaxed model forecasts better than the strict one",
-                source="BLOG",
-                family="test error",
-                quantity="test RMSE",
-                checkpoint=BEST_CHECKPOINT,
-                kind="log_ratio",
-                paired=False,
-            )
-    if dynamics is not None and not dynamics.empty:
-        lv = dynamics[dynamics.study == "levels"]
-        if not lv.empty:
-            lowest = lv.level.min()
-            for ckpt in CHECKPOINTS:
-                sub = lv[(lv.level == lowest) & (lv.checkpoint == ckpt)]
-                for relaxed in RELAXED_2D:
-                    for col, (name, kind) in DYNAMICS_QUANTITIES.items():
-                        _compare(
-                            rows,
-                            sub,
-                            col,
-                            Arm(relaxed),
-                            Arm(STRICT_2D),
-                            claim=f"On symmetric data (level {int(lowest)}) the relaxed model is in a flatter minimum",
-                            source="BLOG",
-                            family="flatness",
-                            quantity=name,
-                            checkpoint=ckpt,
-                            kind=kind,
-                            paired=False,
-                        )
+            claim = f"On symmetric data (level {lowest}) the relaxed model forecasts better than the strict one"
+            _test_rmse(rows, best, Arm(relaxed), Arm(STRICT_2D), claim, "BLOG", paired=False)
+    for lowest, ckpt, sub in _level0_measured(dynamics):
+        for relaxed in RELAXED_2D:
+            for col in DYNAMICS_QUANTITIES:
+                claim = f"On symmetric data (level {lowest}) the relaxed model is in a flatter minimum"
+                _flatness(rows, sub, col, Arm(relaxed), Arm(STRICT_2D), claim, "BLOG", ckpt, paired=False)
     return rows
 
 
@@ -346,15 +372,14 @@ def control_arm_claims(levels, dynamics) -> list[dict]:
     from ..stats import mean_ci
 
     rows: list[dict] = []
-    if levels is not None and not levels.empty:
-        lowest = levels.level.min()
-        best = levels[(levels.level == lowest) & (levels.checkpoint == BEST_CHECKPOINT)]
+    found = _level0_best(levels)
+    if found is not None:
+        lowest, best = found
         if "skill_vs_skip" in best:
             for (model, alpha), arm in best.groupby(["model", "alpha"]):
                 skill = _by_seed(arm, "skill_vs_skip")
                 if len(skill) < 2:
                     continue
-                est = mean_ci(list(skill.values()))
                 rows.append(
                     _row(
                         f"Every arm learns on level {lowest}: it beats the linear extrapolation its skip implements",
@@ -365,56 +390,30 @@ def control_arm_claims(levels, dynamics) -> list[dict]:
                         BEST_CHECKPOINT,
                         "difference",
                         "positive",
-                        est,
+                        mean_ci(list(skill.values())),
                         _lineage(arm),
                         role="check",
                     )
                 )
-        pairs = (
+        for a, b, paired, text in (
             (Arm(STRICT_2D), Arm(UNCONSTRAINED_2D), False, "the strict model forecasts better than the CNN"),
             (Arm(AUGMENTED_2D), Arm(UNCONSTRAINED_2D), True, "C4 augmentation makes the CNN forecast better"),
             (Arm(RELAXED_2D[0]), Arm(TIED_2D), True, "the free RSteer forecasts better than the tied one"),
-            (Arm(TIED_2D), Arm(STRICT_2D), False, "the tied RSteer forecasts like the E2CNN (same function class)"),
-        )
-        for a, b, paired, text in pairs:
-            _compare(
-                rows,
-                best,
-                "test_rmse",
-                a,
-                b,
-                claim=f"On symmetric data (level {lowest}) {text}",
-                source="issue 20",
-                family="test error",
-                quantity="test RMSE",
-                checkpoint=BEST_CHECKPOINT,
-                kind="log_ratio",
-                paired=paired,
-            )
-    if dynamics is not None and not dynamics.empty:
-        lv = dynamics[dynamics.study == "levels"]
-        if not lv.empty:
-            lowest = lv.level.min()
-            for ckpt in CHECKPOINTS:
-                sub = lv[(lv.level == lowest) & (lv.checkpoint == ckpt)]
-                for a, b, paired, text in (
-                    (Arm(RELAXED_2D[0]), Arm(TIED_2D), True, "the free RSteer is flatter than the tied one"),
-                    (Arm(TIED_2D), Arm(STRICT_2D), False, "the tied RSteer is flatter than the E2CNN"),
-                ):
-                    _compare(
-                        rows,
-                        sub,
-                        "hessian_lambda_max",
-                        a,
-                        b,
-                        claim=f"On symmetric data (level {int(lowest)}) {text}",
-                        source="issue 20",
-                        family="flatness",
-                        quantity="λ_max",
-                        checkpoint=ckpt,
-                        kind="log_ratio",
-                        paired=paired,
-                    )
+            (
+                Arm(TIED_2D),
+                Arm(STRICT_2D),
+                False,
+                "the tied RSteer forecasts better than the E2CNN, whose function class it shares",
+            ),
+        ):
+            _test_rmse(rows, best, a, b, f"On symmetric data (level {lowest}) {text}", "issue 20", paired)
+    for lowest, ckpt, sub in _level0_measured(dynamics):
+        for a, b, paired, text in (
+            (Arm(RELAXED_2D[0]), Arm(TIED_2D), True, "the free RSteer is flatter than the tied one"),
+            (Arm(TIED_2D), Arm(STRICT_2D), False, "the tied RSteer is flatter than the E2CNN"),
+        ):
+            claim = f"On symmetric data (level {lowest}) {text}"
+            _flatness(rows, sub, "hessian_lambda_max", a, b, claim, "issue 20", ckpt, paired)
     return rows
 
 
