@@ -111,6 +111,7 @@ localrules:
     figure_test_rmse_bars,
     figure_hessian_density,
     figure_sharpness,
+    figure_lambda_max_vs_skill,
 
 
 STUDY_TARGETS = {

@@ -24,8 +24,10 @@ rule claims_table:
         ENV
     params:
         tables=lambda w, input: " ".join(f"--{name}-csv {path}" for name, path in input.items()),
+        # labels the level rows: the published protocol (split in time) or the generalisation one (held out)
+        protocol=config.get("levels", {}).get("protocol", "time"),
     shell:
-        "python -m equidyn.cli claims {params.tables} --out {output} > {log} 2>&1"
+        "python -m equidyn.cli claims {params.tables} --levels-protocol {params.protocol} --out {output} > {log} 2>&1"
 
 
 rule figure_claims:

@@ -66,6 +66,7 @@ DYNAMICS_FIGURES = {
     "test_rmse_bars": ("figure-test-rmse-bars", "--levels-csv", [R("tables/levels.csv")]),
     "hessian_density": ("figure-hessian-density", "--hessian-files", W.hessian_figure_files()),
     "sharpness": ("figure-sharpness", "--dynamics-csv", [R("tables/dynamics.csv")]),
+    "lambda_max_vs_skill": ("figure-lambda-max-vs-skill", "--dynamics-csv", [R("tables/dynamics.csv")]),
 }
 
 LEVEL_FIGURES = {"ee_vs_alpha", "levels_curves", "test_rmse_bars"}

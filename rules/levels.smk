@@ -3,6 +3,7 @@
 
 LV = config["levels"]
 LV_RUN = W.run_dir_pattern("levels")
+from equidyn.studies.levels import level_data_settings  # noqa: E402
 
 
 rule levels_all:
@@ -39,7 +40,7 @@ rule levels_level:
     output:
         directory(W.store("levels")),
     params:
-        settings=settings_json({"splits": LV["splits"]}),
+        settings=settings_json(level_data_settings(LV)),
     log:
         R("logs/levels/level{level}.log"),
     benchmark:
@@ -109,7 +110,7 @@ rule levels_data_table:
     output:
         report(W.table("data_equivariance"), caption="../workflow/report/data_equivariance.rst", category="1 Symmetry levels"),
     params:
-        settings=settings_json({"physics": LV["physics"], "base": LV["base"], "splits": LV["splits"]}),
+        settings=settings_json({"physics": LV["physics"], "base": LV["base"], **level_data_settings(LV)}),
     log:
         R("logs/tables/data_equivariance.log"),
     benchmark:

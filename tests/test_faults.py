@@ -100,7 +100,7 @@ def _extra_cnn_label(c: dict) -> None:
 @pytest.mark.parametrize(
     ("patch", "message"),
     [
-        (_extra_convnet, r"levels\.models\[3\]\.name: 'convnet' repeats levels\.models\[0\]"),
+        (_extra_convnet, r"levels\.models\[3\]\.label: 'convnet' repeats levels\.models\[0\]"),
         (_extra_cnn_label, r"tutorial\.models\[5\]\.label: 'cnn' repeats tutorial\.models\[0\]"),
         (lambda c: c["levels"]["models"][2].update(alphas=[0, 0.01, 1e-2]),
          r"models\[2\]\.alphas\[2\]: alpha 0\.01 repeats alphas\[1\]"),
@@ -113,6 +113,10 @@ def _extra_cnn_label(c: dict) -> None:
         (lambda c: c["levels"]["physics"].update(keep_to=30), r"levels\.splits\.test: .* inside the 25 stored frames"),
         (lambda c: c["rotation"]["frames"].update(test_future=[52, 95]),
          r"rotation\.frames\.test_future: .* 90 stored"),
+        (lambda c: c["levels"].update(protocol="heldout", heldout={"train": [0, 2], "valid": [2], "test": [1]}),
+         r"levels\.heldout\.valid: group 2 is also in levels\.heldout\.train"),
+        (lambda c: c["levels"].update(protocol="heldout", heldout={"train": [0, 40], "valid": [3], "test": [1]}),
+         r"levels\.heldout: group 40 of level \d+ needs base plume"),
     ],
 )  # fmt: skip
 def test_the_validation_rejects_duplicates_and_late_failures_naming_the_key(patch, message) -> None:
@@ -121,6 +125,17 @@ def test_the_validation_rejects_duplicates_and_late_failures_naming_the_key(patc
     patch(config)
     with pytest.raises(ConfigError, match=message):
         validate_config(config)
+
+
+def test_entries_of_one_network_with_their_own_labels_are_valid() -> None:
+    """Issue 20's arms: an augmented ConvNet and a tied RSteer beside the plain ones, told apart by ``label``."""
+    config = demo()
+    config["levels"]["models"].append({"name": "convnet", "label": "convnet_aug", "augment": True, **_SIZE})
+    config["levels"]["models"].append({"name": "rsteer", "label": "rsteer_tied", "options": {"tied": True}, **_SIZE})
+    validate_config(config)
+
+
+_SIZE = {"budget": 8000, "layers": 4, "alphas": [0]}
 
 
 def test_the_validation_rejects_cuda_on_a_torch_built_without_it(monkeypatch) -> None:

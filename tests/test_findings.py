@@ -112,3 +112,18 @@ def test_primary_and_secondary_claims_are_shown_apart_with_holm_verdicts(results
     assert "Holm-adjusted over the primary claims: **not resolved** (p 0.06)" in page
     assert "about 9 seeds per arm give 80 % power (7–90" in page  # supported alone, withdrawn by Holm
     assert "Welch t on logs, unpaired" in page and "about 30 seeds per arm give 80 % power" in page
+
+
+def test_a_second_study_is_published_beside_the_first_without_touching_it(results, tmp_path):
+    docs = tmp_path / "docs"
+    (docs / "findings" / "heldout").mkdir(parents=True)
+    (docs / "findings" / "heldout" / "answer.md").write_text("## Answer\n\nThe held-out reading.\n")
+    (docs / "findings.md").write_text("the published-protocol page\n")
+    assert main(["publish-findings", "--results", str(results), "--docs", str(docs), "--page", "heldout"]) == 0
+    assert (docs / "findings.md").read_text() == "the published-protocol page\n"
+    page = (docs / "findings" / "heldout.md").read_text()
+    assert "The held-out reading." in page
+    assert "[heldout/claims.csv](heldout/claims.csv)" in page
+    assert "![claims](../img/findings/heldout/claims.png)" in page
+    assert (docs / "img" / "findings" / "heldout" / "claims.png").exists()
+    assert (docs / "findings" / "heldout" / "levels_summary.csv").exists()

@@ -90,6 +90,23 @@ def test_dynamics_runs_can_be_restricted_to_the_models_a_claim_compares() -> Non
     assert chosen == [(s, r) for s, r in everything if r["model"] != "convnet"]
 
 
+def test_a_runs_entry_may_measure_the_best_checkpoint_only() -> None:
+    """``checkpoints: [best]`` (issue 20's laptop budget): only those measure files are asked for, every selected
+    run keeps its eval files, and another entry's runs keep every checkpoint."""
+    config = {**DEMO, "resources": {}}
+    config["dynamics"] = {
+        **DEMO["dynamics"],
+        "runs": [{"study": "levels", "level": [0], "checkpoints": ["best"]}, {"study": "superres"}],
+    }
+    w = Workflow(config)
+    files = w.dynamics_files(("hessian",))
+    level_files = [f for f in files if "/levels/" in f]
+    assert level_files and all(f.endswith("hessian_best.json") for f in level_files)
+    assert any(f.endswith("hessian_epoch3.json") for f in files if "/superres/" in f)
+    assert len(w.dynamics_eval_files()) == len(w.dynamics_runs()) * len(runs.CHECKPOINTS)
+    assert all("epoch3" not in f for f in w.hessian_figure_files() if "/levels/" in f)
+
+
 def test_a_runs_entry_sets_the_memory_knobs_of_its_runs_only() -> None:
     """``subset.batch_size`` / ``hessian.vector_chunk`` in a ``dynamics.runs`` entry reach its runs' measure jobs
     (the paper's 3-D Hessians need them), are not filters, and leave every other run at the section's values."""

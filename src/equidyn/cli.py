@@ -98,7 +98,11 @@ COMMANDS: dict[str, tuple[str, list[Arg], str]] = {
     ),
     "publish-findings": (
         "equidyn.findings:publish",
-        [_a("--results", required=True, help="one run's directory, e.g. results/laptop"), _a("--docs", default="docs")],
+        [
+            _a("--results", required=True, help="one run's directory, e.g. results/laptop"),
+            _a("--docs", default="docs"),
+            _a("--page", help="publish as docs/findings/<page>.md beside docs/findings.md (e.g. heldout)"),
+        ],
         "docs/findings.md, docs/findings/*.csv and docs/img/findings/*.png from a finished run",
     ),
     "levels-summary": (
@@ -295,6 +299,15 @@ COMMANDS: dict[str, tuple[str, list[Arg], str]] = {
         [_a("--dynamics-csv", required=True), OUT],
         "figures/sharpness.pdf",
     ),
+    "figure-lambda-max-vs-skill": (
+        "equidyn.figures.dynamics:lambda_max_vs_skill",
+        [
+            _a("--dynamics-csv", required=True),
+            OUT,
+            _a("--levels-summary-csv", help="derive the skill of a dynamics table that lacks it (before issue 20)"),
+        ],
+        "figures/lambda_max_vs_skill.pdf",
+    ),
     "figure-ee-vs-data-ee": (
         "equidyn.figures.levels:ee_vs_data_ee",
         [_a("--levels-csv", required=True), _a("--data-csv", required=True), OUT],
@@ -308,6 +321,7 @@ COMMANDS: dict[str, tuple[str, list[Arg], str]] = {
             _a("--superres-csv"),
             _a("--rotation-csv"),
             _a("--tutorial-csv"),
+            _a("--levels-protocol", default="time", choices=["time", "heldout"]),
             OUT,
         ],
         "tables/claims.csv: every claim the run's tables can test, paired across seeds with a 95% CI",

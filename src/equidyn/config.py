@@ -214,7 +214,9 @@ def check_runnable(config: dict[str, Any]) -> list[str]:
 
 
 #: what identifies a study's model entry: its runs, run directories and table rows are keyed by it
-MODEL_IDENTITY = {"levels": "name", "rotation": "name", "superres": "name", "tutorial": "label"}
+#: the key that identifies a study's model entry in paths and tables; ``label`` falls back to ``name`` where an
+#: entry has none (``studies.common.model_label``), so two entries of one network differ by their labels
+MODEL_IDENTITY = {"levels": "label", "rotation": "label", "superres": "label", "tutorial": "label"}
 
 
 def _repeats(values: list[Any]) -> list[tuple[int, Any, int]]:
@@ -237,10 +239,11 @@ def _duplicate_problems(config: dict[str, Any]) -> list[str]:
     problems = []
     for study, key in MODEL_IDENTITY.items():
         models = (config.get(study) or {}).get("models", [])
-        for i, value, first in _repeats([m.get(key) for m in models]):
+        fallback = "" if study == "tutorial" else " (default: its name)"
+        for i, value, first in _repeats([m.get(key, m.get("name")) for m in models]):
             problems.append(
                 f"{study}.models[{i}].{key}: {value!r} repeats {study}.models[{first}]; a run is identified by its "
-                f"{key}, so give each entry its own {key} (or merge the two)"
+                f"{key}{fallback}, so give each entry its own {key} (or merge the two)"
             )
         for j, entry in enumerate(models):
             for i, value, first in _repeats([float(a) for a in entry.get("alphas", [])]):
@@ -271,6 +274,27 @@ def _tutorial_problems(tutorial: dict[str, Any] | None) -> list[str]:
     return problems
 
 
+def _heldout_problems(section: dict[str, Any]) -> list[str]:
+    """The held-out level protocol (issue 20): no plume group in two splits, and every group's highest member
+    ``b + 3·level`` among the base plumes — which otherwise failed only when the level's data were built."""
+    problems = []
+    groups = section.get("heldout") or {}
+    seen: dict[int, str] = {}
+    for split, bases in groups.items():
+        for b in bases:
+            if b in seen:
+                problems.append(f"levels.heldout.{split}: group {b} is also in levels.heldout.{seen[b]}")
+            seen.setdefault(b, split)
+    n_sims = int(section.get("base", {}).get("n_sims", 50))
+    top_level = max(section.get("levels", [0]))
+    if seen and max(seen) + 3 * top_level >= n_sims:
+        problems.append(
+            f"levels.heldout: group {max(seen)} of level {top_level} needs base plume {max(seen) + 3 * top_level}, "
+            f"but levels.base.n_sims is {n_sims}"
+        )
+    return problems
+
+
 #: the frame ranges of a 2-D study, checked against the frames its physics stores
 FRAME_RANGES = {"levels": "splits", "rotation": "frames"}
 
@@ -283,6 +307,9 @@ def _frame_range_problems(config: dict[str, Any]) -> list[str]:
         section = config.get(study)
         if not section:
             continue
+        if study == "levels" and section.get("protocol", "time") == "heldout":
+            problems += _heldout_problems(section)
+            continue  # every stored frame is used; ``splits`` (inherited or not) plays no part
         physics = section["physics"]
         stored = (physics.get("keep_to") or physics["n_steps"]) - physics["keep_from"]
         for split, (lo, hi) in section[key].items():

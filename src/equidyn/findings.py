@@ -195,11 +195,13 @@ def _convergence_lines(conv) -> list[str]:
     return lines
 
 
-def publish(results: str | os.PathLike, docs: str | os.PathLike) -> Path:
+def publish(results: str | os.PathLike, docs: str | os.PathLike, page: str | None = None) -> Path:
     """Write ``docs/findings.md``, ``docs/findings/*.csv`` and ``docs/img/findings/*.png`` from ``results``.
 
     ``results`` is one run's directory (``results/laptop``) with ``tables/claims.csv``; tables and figures it
-    lacks are left out of the page (and said so), never invented.
+    lacks are left out of the page (and said so), never invented. ``page`` publishes a second study beside the
+    first without touching it: ``docs/findings/<page>.md`` with its tables in ``docs/findings/<page>/`` and its
+    figures in ``docs/img/findings/<page>/`` (the held-out level study: ``--page heldout``).
     """
     import pandas as pd
 
@@ -208,7 +210,15 @@ def publish(results: str | os.PathLike, docs: str | os.PathLike) -> Path:
     if not claims_path.exists():
         raise FileNotFoundError(f"{claims_path}: the run has no claims table (run the `claims_all` target first)")
     claims = pd.read_csv(claims_path)
-    tables_dir, img_dir = docs / "findings", docs / "img" / "findings"
+    if page:
+        tables_dir, img_dir = docs / "findings" / page, docs / "img" / "findings" / page
+        out = docs / "findings" / f"{page}.md"
+    else:
+        tables_dir, img_dir = docs / "findings", docs / "img" / "findings"
+        out = docs / "findings.md"
+    # links relative to the page, wherever it lies
+    table_link = Path(os.path.relpath(tables_dir, out.parent)).as_posix()
+    img_link = Path(os.path.relpath(img_dir, out.parent)).as_posix()
     tables_dir.mkdir(parents=True, exist_ok=True)
     img_dir.mkdir(parents=True, exist_ok=True)
     write_csv(claims, tables_dir / "claims.csv")
@@ -236,10 +246,10 @@ def publish(results: str | os.PathLike, docs: str | os.PathLike) -> Path:
         f"{len(claims)} claims; verdicts: "
         + ", ".join(f"{v} {c}" for v, c in claims["verdict"].value_counts().items())
         + f"; seeds per claim {int(n_seeds.min()) if len(n_seeds) else 0}–{int(n_seeds.max()) if len(n_seeds) else 0}"
-        + ". Table: [findings/claims.csv](findings/claims.csv).",
+        + f". Table: [{table_link}/claims.csv]({table_link}/claims.csv).",
         "",
     ]
-    answer = docs / "findings" / "answer.md"
+    answer = tables_dir / "answer.md" if page else docs / "findings" / "answer.md"
     if answer.exists():  # the author's reading of the numbers below, kept in a file of its own so a rerun keeps it
         lines += [answer.read_text().rstrip(), ""]
     lines += ["## Claims", ""]
@@ -261,15 +271,14 @@ def publish(results: str | os.PathLike, docs: str | os.PathLike) -> Path:
     lines += ["## Convergence", "", *_convergence_lines(tables.get("convergence")), ""]
     lines += ["## Tables", ""]
     for name, df in tables.items():
-        lines.append(f"- [findings/{name}.csv](findings/{name}.csv) — {len(df)} rows; {_lineage(df)}")
+        lines.append(f"- [{table_link}/{name}.csv]({table_link}/{name}.csv) — {len(df)} rows; {_lineage(df)}")
     missing = [n for n in KEY_TABLES if n not in tables]
     if missing:
         lines.append(f"- not in this run: {', '.join(missing)}")
     lines += ["", "## Figures", ""]
     for fig in figures:
-        lines += [f"### {fig.stem}", "", f"![{fig.stem}](img/findings/{fig.name})", "", f"Run: {run_lineage}.", ""]
+        lines += [f"### {fig.stem}", "", f"![{fig.stem}]({img_link}/{fig.name})", "", f"Run: {run_lineage}.", ""]
     if not figures:
         lines.append("No figures in this run.")
-    out = docs / "findings.md"
     write_text(out, "\n".join(lines).rstrip() + "\n")
     return out

@@ -220,12 +220,21 @@ class Workflow:
                 return {k: v for k, v in selection.items() if k in MEASURE_OVERRIDES}
         return {}
 
+    def measured_checkpoints(self, study: str, run: dict[str, Any]) -> tuple[str, ...]:
+        """The checkpoints measured for ``run``: the ``checkpoints`` list of the first ``dynamics.runs`` entry that
+        selects it (default: every checkpoint). A study whose claims read the best checkpoint only need not pay for
+        the early one's Hessians (issue 20: 70 runs on a laptop)."""
+        for selection in self.config["dynamics"]["runs"]:
+            if selection["study"] == study and _selects(selection, run):
+                return tuple(c for c in CHECKPOINTS if c in selection.get("checkpoints", CHECKPOINTS))
+        return CHECKPOINTS
+
     def dynamics_files(self, measures: tuple[str, ...]) -> list[str]:
         return [
             self.R(description(study).run_file(run, measure_file(m, c)))
             for study, run in self.dynamics_runs()
             for m in measures
-            for c in CHECKPOINTS
+            for c in self.measured_checkpoints(study, run)
         ]
 
     def dynamics_eval_files(self) -> list[str]:
@@ -271,13 +280,17 @@ class Workflow:
                 lowest = min(int(run["level"]) for run in runs)
                 runs = [run for run in runs if int(run["level"]) == lowest]
             d = description(study)
-            chosen += [self.R(d.run_file(run, measure_file("hessian", c))) for run in runs for c in CHECKPOINTS]
+            chosen += [
+                self.R(d.run_file(run, measure_file("hessian", c)))
+                for run in runs
+                for c in self.measured_checkpoints(study, run)
+            ]
         return chosen
 
 
 def _selects(selection: dict[str, Any], run: dict[str, Any]) -> bool:
     """Whether a ``dynamics.runs`` entry's filters (``level``/``seed``/``model`` lists) admit ``run``."""
-    filters = {k: v for k, v in selection.items() if k != "study" and k not in MEASURE_OVERRIDES}
+    filters = {k: v for k, v in selection.items() if k not in ("study", "checkpoints") and k not in MEASURE_OVERRIDES}
     return all(_matches(run[k], v) for k, v in filters.items())
 
 

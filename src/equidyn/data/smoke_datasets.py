@@ -17,6 +17,15 @@ list (0, .170, …, .896) to ≤ 0.002 (docs/reproduction.md).
 
 Each level store records its train/valid/test frame ranges and the normalisation scale (rms speed over the train
 frames only), so every run on it uses the same splits and statistics.
+
+**Held-out protocol** (issue 20, ``levels.protocol: heldout``): the published protocol splits one set of four plumes
+in *time*, so its test frames are faster than any frame a model was trained on and the task is extrapolation that
+no model learns (docs/decisions.md, "The held-out level protocol"). A held-out level is instead made of several
+*plume groups*: group ``b`` of level ``l`` is base plumes ``(b, b+l, b+2l, b+3l)`` rotated by ``0, 90, 180, 270°``
+(the published recipe with base index ``b``; level 0 is the exact C4 orbit of plume ``b``). Whole groups are
+train, valid or test, interleaved in buoyancy so that the test plumes lie *between* training plumes, and every
+stored frame is used. The store records the simulations of every split (the ``split_sims`` attribute) and the
+group of every simulation (``group`` coordinate); its scale is the rms speed over the training groups.
 """
 
 from __future__ import annotations
@@ -152,6 +161,89 @@ def build_level(base_path: str | os.PathLike, level: int, splits: dict[str, list
     return write_store(ds, out, settings)
 
 
+def group_members(base_index: int, level: int) -> list[int]:
+    """Base plume indices of plume group ``base_index`` of ``level`` (the published recipe has ``base_index`` 1)."""
+    return [base_index + j * level for j in range(4)]
+
+
+def check_heldout_groups(groups: dict[str, list[int]], level: int, n_base: int) -> dict[str, list[int]]:
+    """Validate the held-out groups: every split present and non-empty, no group in two splits (or twice), and
+    every member plume ``b + 3·level`` stored in the base store."""
+    missing = [s for s in SPLITS if not groups.get(s)]
+    if missing:
+        raise ValueError(f"levels.heldout needs a non-empty list of base indices for {list(SPLITS)}; missing {missing}")
+    seen: dict[int, str] = {}
+    for split in SPLITS:
+        for b in groups[split]:
+            if b in seen:
+                raise ValueError(f"levels.heldout: base index {b} is in both {seen[b]!r} and {split!r}")
+            seen[b] = split
+            top = group_members(int(b), level)[-1]
+            if int(b) < 0:
+                raise ValueError(f"levels.heldout: base index {b} is negative")
+            if top >= n_base:
+                raise ValueError(
+                    f"levels.heldout: group {b} of level {level} needs base plume {top}, but the base store has "
+                    f"{n_base} (raise levels.base.n_sims to at least {top + 1})"
+                )
+    return {s: [int(b) for b in groups[s]] for s in SPLITS}
+
+
+def build_heldout_level(
+    base_path: str | os.PathLike, level: int, groups: dict[str, list[int]], out: str | os.PathLike
+) -> str:
+    """A held-out level store: ``4·n_groups`` simulations (group-major, rotation-minor), every frame kept."""
+    base = open_store(base_path)
+    groups = check_heldout_groups(groups, level, base.sizes["sim"])
+    group = C4()
+    layout = FieldLayout.of(("vector", base.sizes["time"]))
+    velocity, base_sim, rotation, group_of = [], [], [], []
+    split_sims: dict[str, list[int]] = {s: [] for s in SPLITS}
+    for split in SPLITS:
+        for b in groups[split]:
+            for j, member in enumerate(group_members(b, level)):
+                v = base.velocity.values[member]  # (time, 2, y, x)
+                velocity.append(group.act_numpy(j, v.reshape(1, -1, *v.shape[-2:]), layout).reshape(v.shape))
+                split_sims[split].append(len(base_sim))
+                base_sim.append(member)
+                rotation.append(j)
+                group_of.append(b)
+    velocity_arr = np.stack(velocity)
+    ds = base.isel(sim=base_sim).drop_vars(["inflow_x", "inflow_y"]).copy()
+    ds = ds.assign_coords(
+        sim=np.arange(len(base_sim)),
+        base_sim=("sim", np.asarray(base_sim)),
+        rotation=("sim", np.asarray(rotation)),
+        group=("sim", np.asarray(group_of)),
+    )
+    ds["velocity"] = (ds.velocity.dims, velocity_arr, ds.velocity.attrs)
+    ds.attrs = {
+        "level": level,
+        "protocol": "heldout",
+        "split_sims": json.dumps(split_sims),
+        "heldout_groups": json.dumps(groups),
+        "norm_scale": rms_scale(velocity_arr[split_sims["train"]]),
+        "base_store_sha256": base.attrs["content_sha256"],
+    }
+    settings = {
+        "kind": "smoke-level",
+        "protocol": "heldout",
+        "level": level,
+        "heldout": groups,
+        "base": json.loads(base.attrs["settings"]),
+    }
+    return write_store(ds, out, settings)
+
+
+def level_protocol(level_ds: xr.Dataset) -> str:
+    """``time`` (the published split of one plume group in time) or ``heldout`` (whole plume groups held out)."""
+    return str(level_ds.attrs.get("protocol", "time"))
+
+
+def heldout_split_sims(level_ds: xr.Dataset) -> dict[str, list[int]]:
+    return json.loads(level_ds.attrs["split_sims"])
+
+
 def unrotated_tasks(level_ds: xr.Dataset) -> np.ndarray:
     """Undo each task's rotation: the four plumes as simulated, ``(4, time, 2, y, x)``."""
     group = C4()
@@ -171,7 +263,10 @@ PUBLISHED_DATA_EE_FRAMES = (10, -1)
 def data_equivariance_error(
     level_ds: xr.Dataset, frames: tuple[int | None, int | None] | None = PUBLISHED_DATA_EE_FRAMES
 ) -> float:
-    """The level's data EE over the stored frames ``[start:stop]`` (Python slice; ``None``: all frames)."""
+    """The level's data EE over the stored frames ``[start:stop]`` (Python slice; ``None``: all frames).
+
+    A held-out store holds several plume groups of four: its data EE is the mean of the groups' data EE, each in
+    the published definition, so a level's value means the same under both protocols."""
     d = unrotated_tasks(level_ds).astype(np.float64)
     if frames is not None:
         start, stop = frames
@@ -179,7 +274,8 @@ def data_equivariance_error(
         d = d[:, slice(start, stop)]
         if d.shape[1] == 0:
             raise ValueError(f"data EE frame window [{start}:{stop}] selects no frame of the {n} stored")
-    return float(np.mean([np.abs(d[0] - d[j]).mean() for j in (1, 2, 3)]))
+    per_group = [np.mean([np.abs(g[0] - g[j]).mean() for j in (1, 2, 3)]) for g in d.reshape(-1, 4, *d.shape[1:])]
+    return float(np.mean(per_group))
 
 
 def level_splits(level_ds: xr.Dataset) -> dict[str, list[int]]:
@@ -189,10 +285,14 @@ def level_splits(level_ds: xr.Dataset) -> dict[str, list[int]]:
 __all__ = [
     "PUBLISHED_DATA_EE_FRAMES",
     "BasePlumes",
+    "build_heldout_level",
     "build_level",
     "content_sha256",
     "data_equivariance_error",
     "generate_base",
+    "group_members",
+    "heldout_split_sims",
     "level_members",
+    "level_protocol",
     "level_splits",
 ]

@@ -189,9 +189,10 @@ def hessian_density(hessian_files: list[str], out: str | os.PathLike) -> None:
     """SLQ spectral densities at epoch 3 and at the best epoch, one panel per (study, checkpoint)."""
     records = [json.loads(Path(p).read_text()) for p in hessian_files]
     studies = [s for s in ("levels", "superres", "rotation") if any(r["study"] == s for r in records)]
-    fig, axes = style.figure(ncols=len(CHECKPOINTS), nrows=len(studies), width=3.3, height=2.5)
+    measured = [c for c in CHECKPOINTS if any(r["checkpoint"] == c for r in records)]  # dynamics.runs may skip one
+    fig, axes = style.figure(ncols=len(measured), nrows=len(studies), width=3.3, height=2.5)
     for row, study in enumerate(studies):
-        for col, ckpt in enumerate(CHECKPOINTS):
+        for col, ckpt in enumerate(measured):
             ax = axes[row][col]
             for r in (r for r in records if r["study"] == study and r["checkpoint"] == ckpt):
                 grid, values = np.asarray(r["density"]["grid"]), np.asarray(r["density"]["values"])
@@ -240,6 +241,8 @@ def sharpness(dynamics_csv: str | os.PathLike, out: str | os.PathLike) -> None:
                 width = 0.8 / len(CHECKPOINTS)
                 for j, ckpt in enumerate(CHECKPOINTS):
                     v = sub[(sub.model == model) & (sub.alpha == alpha) & (sub.checkpoint == ckpt)][metric]
+                    if v.empty:  # a checkpoint that dynamics.runs does not measure
+                        continue
                     est = mean_ci(list(v))
                     err = [[est.mean - est.ci_low], [est.ci_high - est.mean]] if est.n > 1 else None
                     ax.bar(
@@ -268,4 +271,55 @@ def sharpness(dynamics_csv: str | os.PathLike, out: str | os.PathLike) -> None:
         "bars: mean, 95 % CI over seeds)",
         fontsize=7,
     )
+    style.save(fig, out, style.lineage_footer(df, "tables/dynamics.csv"))
+
+
+def lambda_max_vs_skill(
+    dynamics_csv: str | os.PathLike, out: str | os.PathLike, levels_summary_csv: str | os.PathLike | None = None
+) -> None:
+    """λ_max of each measured level run's best checkpoint against its test skill over its own skip (one point per
+    run, one colour per arm), with the Spearman correlation per arm in the legend.
+
+    Why (issue 20): a run whose learned correction collapsed onto its skip is trivially "flat"; if λ_max rises
+    with skill within an arm, a flatness difference between arms means something only where they learned
+    comparable corrections. The x axis says which runs those are.
+    """
+    from scipy.stats import spearmanr
+
+    df = pd.read_csv(dynamics_csv)
+    if "skill_vs_skip" not in df and levels_summary_csv is not None:
+        # a dynamics table from before the diagnostic: the skill over linear extrapolation from the level's
+        # linear-extrapolation RMSE (levels_summary.csv), exact for one-step test windows
+        linear = pd.read_csv(levels_summary_csv).groupby("level").linear_extrapolation_test_rmse.first()
+        df["skill_vs_skip"] = 1 - df.test_rmse / df.level.map(linear)
+    need = {"skill_vs_skip", "hessian_lambda_max"}
+    if not need <= set(df.columns):
+        raise ValueError(f"{dynamics_csv} lacks {sorted(need - set(df.columns))}: no run to plot")
+    df = df[(df.study == "levels") & (df.checkpoint == BEST_CHECKPOINT)].dropna(subset=sorted(need))
+    if df.empty:
+        raise ValueError(f"{dynamics_csv} has no measured best checkpoint of the level study with a skill")
+    levels_present = sorted(set(df.level))
+    fig, axes = style.figure(ncols=len(levels_present), width=3.6, height=3.0)
+    for ax, level in zip(axes[0], levels_present, strict=True):
+        sub = df[df.level == level]
+        for (model, alpha), arm in sub.groupby(["model", "alpha"]):
+            rho = spearmanr(arm.skill_vs_skip, arm.hessian_lambda_max).statistic if len(arm) > 2 else float("nan")
+            name = f"{model} α={alpha:g}" if alpha else str(model)
+            ax.scatter(
+                arm.skill_vs_skip,
+                arm.hessian_lambda_max,
+                s=12,
+                color=style.color(str(model)),
+                marker="o" if not alpha else ("^" if alpha < 0.1 else "s"),
+                edgecolor="k",
+                linewidth=0.3,
+                label=f"{name} (n={len(arm)}, ρ={rho:+.2f})",
+            )
+        ax.set_yscale("log")
+        ax.axvline(0, color="k", linewidth=0.4)
+        ax.set_xlabel("test skill over the model's own skip (1 − RMSE/RMSE_skip)", fontsize=6)
+        ax.set_ylabel("Hessian λ_max (best checkpoint)", fontsize=6)
+        ax.set_title(f"level {level}", fontsize=8)
+        ax.legend(frameon=False, fontsize=5)
+    fig.suptitle("Flatness against how much each run learned\n(one point per run; ρ: Spearman per arm)", fontsize=7)
     style.save(fig, out, style.lineage_footer(df, "tables/dynamics.csv"))

@@ -52,6 +52,8 @@ MODEL_COLORS = {
     "cnn": "#7f7f7f",
     "escnn": "#1f77b4",
     "cnn_aug": "#2ca02c",
+    "convnet_aug": "#2ca02c",
+    "rsteer_tied": "#9467bd",
 }
 
 

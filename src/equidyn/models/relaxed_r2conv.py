@@ -41,6 +41,8 @@ class RelaxedR2Conv(EquivariantModule):  # type: ignore[misc]
         active = self._active_taps(template.weights.numel())
         self.register_buffer("active", active)
         self.register_buffer("active_index", torch.nonzero(active.flatten()).flatten())
+        # the coefficient each entry of ``weights`` belongs to (row-major over (coefficient, tap), as ``constant``)
+        self.register_buffer("active_coefficient", torch.nonzero(active)[:, 0])
         # Start exactly equivariant: the template's coefficients, repeated at every tap where they act.
         self.weights = nn.Parameter(self.constant(template.weights.detach().clone()))
         if template.bias is not None:
@@ -69,6 +71,14 @@ class RelaxedR2Conv(EquivariantModule):  # type: ignore[misc]
     def constant(self, coefficients: torch.Tensor) -> torch.Tensor:
         """``weights`` for coefficients constant over taps (an exact steerable conv): ``(n,) → (n_active,)``."""
         return coefficients[:, None].expand(-1, self.active.shape[1])[self.active]
+
+    def tied_projection(self, values: torch.Tensor) -> torch.Tensor:
+        """The orthogonal projection of a ``weights``-shaped vector onto the tied (equivariant) subspace: each
+        coefficient's entries replaced by their mean over the taps where it acts."""
+        n = self.active.shape[0]
+        counts = torch.bincount(self.active_coefficient, minlength=n).clamp_min(1).to(values.dtype)
+        means = values.new_zeros(n).index_add(0, self.active_coefficient, values) / counts
+        return means[self.active_coefficient]
 
     def full_weights(self) -> torch.Tensor:
         """Coefficients on every (coefficient, tap), ``(n_coefficients, taps)``, zero where the basis is zero."""

@@ -127,6 +127,12 @@ class RSteer(_SteerableNet):
     equivariant_to = None
     has_regularizer = True
 
+    def __init__(self, spec: ModelSpec) -> None:
+        unknown = set(spec.options) - {"tied"}
+        if unknown:
+            raise ValueError(f"unknown options {sorted(unknown)} for 'rsteer'; known: ['tied']")
+        super().__init__(spec)
+
     def relaxed_convs(self) -> list[RelaxedR2Conv]:
         from .relaxed_r2conv import RelaxedR2Conv
 
@@ -134,3 +140,21 @@ class RSteer(_SteerableNet):
 
     def regularizer(self, inputs: torch.Tensor | None = None) -> torch.Tensor:
         return torch.stack([conv.smoothness_penalty() for conv in self.relaxed_convs()]).sum()
+
+    @property
+    def tied(self) -> bool:
+        """``options.tied``: the relaxed coefficients stay constant over taps for the whole of training."""
+        return bool(self.spec.options.get("tied", False))
+
+    def project_gradients(self) -> None:
+        """For a *tied* RSteer (issue 20's control arm), project every relaxed coefficient's gradient onto the tied
+        subspace before each optimiser step. The coefficients start constant over taps, so equal gradients, equal
+        Adam moments and equal (coupled) weight decay keep them bit-for-bit constant: the network is the E2CNN's
+        function class through RSteer's own parameters. If it is as flat as a free RSteer, the flatness comes from
+        the parametrisation [Dinh17], not from relaxation. Done by the trainer (not a tensor hook), so the measures
+        (Hessians, sharpness) see the full parameter space of RSteer, as for a free one."""
+        if not self.tied:
+            return
+        for conv in self.relaxed_convs():
+            if conv.weights.grad is not None:
+                conv.weights.grad.copy_(conv.tied_projection(conv.weights.grad))

@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 COLUMNS = (
     "claim",
     "source",
+    "protocol",
     "family",
     "role",
     "quantity",
@@ -72,6 +73,7 @@ COLUMNS = (
     "seeds_needed_low",
     "seeds_needed_high",
     "seeds_needed_method",
+    "learned_comparable",
 )
 ROLES = ("primary", "secondary", "check")
 #: the one primary statistic of each claim family, as (quantity, checkpoint) pairs, declared before the run
@@ -99,6 +101,13 @@ DYNAMICS_QUANTITIES = {
 RELAXED_2D = ("rsteer",)
 STRICT_2D = "e2cnn"
 UNCONSTRAINED_2D = "convnet"
+#: issue 20's control arms (level study, config/heldout.yaml): the tied RSteer (RSteer's parameters held in their
+#: equivariant subspace) and the ConvNet trained on C4-augmented windows
+TIED_2D = "rsteer_tied"
+AUGMENTED_2D = "convnet_aug"
+#: a flatness comparison counts as between runs that *learned comparably* when the 95 % CI of the difference of
+#: their mean skills over the skip lies within ±0.05 (5 points of skill); "no" when it excludes that band
+LEARNED_MARGIN = 0.05
 ROTATION_ORDER = (("rgroup", "e2cnn"), ("rsteer", "e2cnn"), ("e2cnn", "convnet"))
 SUPERRES_ORDER = (("rgcnn3d", "gcnn3d"), ("gcnn3d", "cnn3d"))
 SUPERRES_FLATNESS = ("rgcnn3d", "gcnn3d")
@@ -190,6 +199,7 @@ def _row(
         "seeds_needed_low": low,
         "seeds_needed_high": high,
         "seeds_needed_method": SEEDS_NEEDED_METHOD if math.isfinite(needed) else "",
+        "learned_comparable": "",
         "_claimed": claimed,
         **lineage,
     }
@@ -247,57 +257,163 @@ def _compare(
                 continue
             est = _estimate(kind, paired, va, vb)
             comparison = f"{_label(a.model, alpha_a)} vs {_label(b.model, alpha_b)}"
-            rows.append(
-                _row(claim, source, family, quantity, comparison, checkpoint, kind, claimed, est, _lineage(sa, sb))
-            )
+            row = _row(claim, source, family, quantity, comparison, checkpoint, kind, claimed, est, _lineage(sa, sb))
+            if family == "flatness" and "skill_vs_skip" in df:
+                row["learned_comparable"] = learned_comparable(
+                    _by_seed(sa, "skill_vs_skip"), _by_seed(sb, "skill_vs_skip")
+                )
+            rows.append(row)
+
+
+def _level0_best(levels):
+    """``(lowest level, its best-checkpoint rows)`` of the level table, or ``None`` without one."""
+    if levels is None or levels.empty:
+        return None
+    lowest = levels.level.min()
+    if lowest != 0:
+        log.info("levels: no level 0 in the run; the symmetric-data claims use level %s", lowest)
+    return lowest, levels[(levels.level == lowest) & (levels.checkpoint == BEST_CHECKPOINT)]
+
+
+def _level0_measured(dynamics):
+    """``(lowest level, checkpoint, rows)`` of the measured level runs, one per checkpoint."""
+    if dynamics is None or dynamics.empty:
+        return
+    lv = dynamics[dynamics.study == "levels"]
+    if lv.empty:
+        return
+    lowest = int(lv.level.min())
+    for ckpt in CHECKPOINTS:
+        yield lowest, ckpt, lv[(lv.level == lowest) & (lv.checkpoint == ckpt)]
+
+
+def _test_rmse(rows: list[dict], best, a: Arm, b: Arm, claim: str, source: str, paired: bool) -> None:
+    _compare(
+        rows,
+        best,
+        "test_rmse",
+        a,
+        b,
+        claim=claim,
+        source=source,
+        family="test error",
+        quantity="test RMSE",
+        checkpoint=BEST_CHECKPOINT,
+        kind="log_ratio",
+        paired=paired,
+    )
+
+
+def _flatness(rows: list[dict], sub, col: str, a: Arm, b: Arm, claim: str, source: str, ckpt: str, paired: bool):
+    name, kind = DYNAMICS_QUANTITIES[col]
+    _compare(
+        rows,
+        sub,
+        col,
+        a,
+        b,
+        claim=claim,
+        source=source,
+        family="flatness",
+        quantity=name,
+        checkpoint=ckpt,
+        kind=kind,
+        paired=paired,
+    )
 
 
 def level0_claims(levels, dynamics) -> list[dict]:
     """BLOG on symmetric data (the lowest level, 0): relaxed vs strict in test RMSE and in curvature (Welch: the
     arms are different architectures and share only the seed number)."""
     rows: list[dict] = []
-    if levels is not None and not levels.empty:
-        lowest = levels.level.min()
-        if lowest != 0:
-            log.info("levels: no level 0 in the run; the symmetric-data claims use level %s", lowest)
-        best = levels[(levels.level == lowest) & (levels.checkpoint == BEST_CHECKPOINT)]
+    found = _level0_best(levels)
+    if found is not None:
+        lowest, best = found
         for relaxed in RELAXED_2D:
-            _compare(
-                rows,
-                best,
-                "test_rmse",
-                Arm(relaxed),
+            claim = f"On symmetric data (level {lowest}) the relaxed model forecasts better than the strict one"
+            _test_rmse(rows, best, Arm(relaxed), Arm(STRICT_2D), claim, "BLOG", paired=False)
+    for lowest, ckpt, sub in _level0_measured(dynamics):
+        for relaxed in RELAXED_2D:
+            for col in DYNAMICS_QUANTITIES:
+                claim = f"On symmetric data (level {lowest}) the relaxed model is in a flatter minimum"
+                _flatness(rows, sub, col, Arm(relaxed), Arm(STRICT_2D), claim, "BLOG", ckpt, paired=False)
+    return rows
+
+
+def learned_comparable(skill_a: dict[int, float], skill_b: dict[int, float]) -> str:
+    """Whether two arms learned comparable corrections (issue 20): ``yes`` when the Welch 95 % CI of the difference
+    of their mean skills over the skip lies within ±:data:`LEARNED_MARGIN`, ``no`` when it lies outside that band,
+    ``unclear`` otherwise, ``""`` where the table has no skill (runs evaluated before the diagnostic existed)."""
+    from ..stats import welch_effect
+
+    if len(skill_a) < 2 or len(skill_b) < 2:
+        return ""
+    est = welch_effect(list(skill_a.values()), list(skill_b.values()), "difference")
+    if est.ci_low > -LEARNED_MARGIN and est.ci_high < LEARNED_MARGIN:
+        return "yes"
+    if est.ci_low > LEARNED_MARGIN or est.ci_high < -LEARNED_MARGIN:
+        return f"no (skill difference {est.mean:+.3f} [{est.ci_low:+.3f}, {est.ci_high:+.3f}])"
+    return f"unclear (skill difference {est.mean:+.3f} [{est.ci_low:+.3f}, {est.ci_high:+.3f}])"
+
+
+def control_arm_claims(levels, dynamics) -> list[dict]:
+    """Issue 20's controls at the lowest level, where a run has them (config/heldout.yaml):
+
+    * **Every arm learns**: its test skill over the trivial forecast its own skip implements (linear extrapolation)
+      is above 0, per arm (one-sample t over seeds; role ``check``: a precondition of every other level-0 row).
+    * **Strict vs none** and **learned vs none**: E2CNN and the C4-augmented ConvNet against the ConvNet in test
+      RMSE (augmented vs plain ConvNet is *paired*: same architecture and seed, so the same initial weights and
+      data order; the augmentation draws from its own stream).
+    * **Relaxation vs parametrisation**: the free RSteer against the tied one, in test RMSE and in flatness
+      (paired: same architecture and seed), and the tied RSteer against the E2CNN (the same function class through
+      different parameters; Welch). If the free RSteer is flatter than E2CNN but not than the tied one, the
+      flatness comes from the parametrisation [Dinh17], not from relaxation.
+    """
+    from ..stats import mean_ci
+
+    rows: list[dict] = []
+    found = _level0_best(levels)
+    if found is not None:
+        lowest, best = found
+        if "skill_vs_skip" in best:
+            for (model, alpha), arm in best.groupby(["model", "alpha"]):
+                skill = _by_seed(arm, "skill_vs_skip")
+                if len(skill) < 2:
+                    continue
+                rows.append(
+                    _row(
+                        f"Every arm learns on level {lowest}: it beats the linear extrapolation its skip implements",
+                        "issue 20",
+                        "learned",
+                        "test skill over the skip (1 − RMSE/RMSE_skip)",
+                        _label(str(model), float(alpha)),
+                        BEST_CHECKPOINT,
+                        "difference",
+                        "positive",
+                        mean_ci(list(skill.values())),
+                        _lineage(arm),
+                        role="check",
+                    )
+                )
+        for a, b, paired, text in (
+            (Arm(STRICT_2D), Arm(UNCONSTRAINED_2D), False, "the strict model forecasts better than the CNN"),
+            (Arm(AUGMENTED_2D), Arm(UNCONSTRAINED_2D), True, "C4 augmentation makes the CNN forecast better"),
+            (Arm(RELAXED_2D[0]), Arm(TIED_2D), True, "the free RSteer forecasts better than the tied one"),
+            (
+                Arm(TIED_2D),
                 Arm(STRICT_2D),
-                claim=f"On symmetric data (level {lowest}) the relaxed model forecasts better than the strict one",
-                source="BLOG",
-                family="test error",
-                quantity="test RMSE",
-                checkpoint=BEST_CHECKPOINT,
-                kind="log_ratio",
-                paired=False,
-            )
-    if dynamics is not None and not dynamics.empty:
-        lv = dynamics[dynamics.study == "levels"]
-        if not lv.empty:
-            lowest = lv.level.min()
-            for ckpt in CHECKPOINTS:
-                sub = lv[(lv.level == lowest) & (lv.checkpoint == ckpt)]
-                for relaxed in RELAXED_2D:
-                    for col, (name, kind) in DYNAMICS_QUANTITIES.items():
-                        _compare(
-                            rows,
-                            sub,
-                            col,
-                            Arm(relaxed),
-                            Arm(STRICT_2D),
-                            claim=f"On symmetric data (level {int(lowest)}) the relaxed model is in a flatter minimum",
-                            source="BLOG",
-                            family="flatness",
-                            quantity=name,
-                            checkpoint=ckpt,
-                            kind=kind,
-                            paired=False,
-                        )
+                False,
+                "the tied RSteer forecasts better than the E2CNN, whose function class it shares",
+            ),
+        ):
+            _test_rmse(rows, best, a, b, f"On symmetric data (level {lowest}) {text}", "issue 20", paired)
+    for lowest, ckpt, sub in _level0_measured(dynamics):
+        for a, b, paired, text in (
+            (Arm(RELAXED_2D[0]), Arm(TIED_2D), True, "the free RSteer is flatter than the tied one"),
+            (Arm(TIED_2D), Arm(STRICT_2D), False, "the tied RSteer is flatter than the E2CNN"),
+        ):
+            claim = f"On symmetric data (level {lowest}) {text}"
+            _flatness(rows, sub, "hessian_lambda_max", a, b, claim, "issue 20", ckpt, paired)
     return rows
 
 
@@ -579,19 +695,24 @@ def claims_table(
     superres_csv: str | None = None,
     rotation_csv: str | None = None,
     tutorial_csv: str | None = None,
+    levels_protocol: str = "time",
 ):
-    """``claims.csv`` from whichever study tables the run has (each argument optional)."""
+    """``claims.csv`` from whichever study tables the run has (each argument optional). ``levels_protocol`` labels
+    the level-study rows: ``published protocol`` (the BLOG's split in time) or ``generalisation`` (held-out plume
+    groups, issue 20); rows of the other studies are ``-``."""
     import pandas as pd
 
     levels, dynamics = _read(levels_csv), _read(dynamics_csv)
-    builders: list[Callable[[], list[dict]]] = [
-        lambda: level0_claims(levels, dynamics),
-        lambda: ee_claims(levels),
-        lambda: superres_claims(_read(superres_csv), dynamics),
-        lambda: rotation_claims(_read(rotation_csv)),
-        lambda: tutorial_claims(_read(tutorial_csv)),
+    level_protocol = "generalisation" if levels_protocol == "heldout" else "published protocol"
+    builders: list[tuple[Callable[[], list[dict]], str]] = [
+        (lambda: level0_claims(levels, dynamics), level_protocol),
+        (lambda: ee_claims(levels), level_protocol),
+        (lambda: control_arm_claims(levels, dynamics), level_protocol),
+        (lambda: superres_claims(_read(superres_csv), dynamics), "-"),
+        (lambda: rotation_claims(_read(rotation_csv)), "-"),
+        (lambda: tutorial_claims(_read(tutorial_csv)), "-"),
     ]
-    rows = [row for build in builders for row in build()]
+    rows = [{**row, "protocol": protocol} for build, protocol in builders for row in build()]
     if not rows:
         raise ValueError("no claim can be tested: none of the study tables has the models the claims compare")
     df = holm_family(pd.DataFrame(rows))

@@ -45,7 +45,7 @@ def model_alpha_seed_runs(section: dict[str, Any], levels: list[int] | None = No
     for m in section["models"]:
         for a in m.get("alphas", [0]):
             for s in section["seeds"]:
-                base = {"model": m["name"], "alpha": format_alpha(a), "seed": s}
+                base = {"model": model_label(m), "alpha": format_alpha(a), "seed": s}
                 runs += [base] if levels is None else [{**base, "level": lvl} for lvl in levels]
     return runs
 
@@ -81,8 +81,18 @@ def model_spec(entry: dict[str, Any], in_layout: str, out_layout: str, grid: tup
     return spec
 
 
-def model_entry(models: list[dict[str, Any]], name: str) -> dict[str, Any]:
-    return model_entry_by(models, "name", name)
+def model_label(entry: dict[str, Any]) -> str:
+    """A model entry's identity in paths and tables: its ``label``, else its ``name``. Two entries of one network
+    that differ in training (``augment``) or in a constraint (``options.tied``) need labels of their own."""
+    return str(entry.get("label", entry["name"]))
+
+
+def model_entry(models: list[dict[str, Any]], label: str) -> dict[str, Any]:
+    """The entry whose :func:`model_label` is ``label``."""
+    for entry in models:
+        if model_label(entry) == label:
+            return entry
+    raise ValueError(f"model {label!r} is not in this study's config (have {[model_label(m) for m in models]})")
 
 
 def model_entry_by(models: list[dict[str, Any]], key: str, value: str) -> dict[str, Any]:
@@ -133,6 +143,7 @@ def evaluate_checkpoint(
     task's device (the training job's: a GPU job evaluates on its GPU, issue 14).
     """
 
+    from ..measures.correction import correction_diagnostics, flops_per_sample
     from ..measures.equivariance import equivariance_error
     from ..measures.samples import evaluation_sample
     from ..models.base import count_parameters
@@ -148,6 +159,10 @@ def evaluate_checkpoint(
     group = group_by_name(model.spec.group)
     elements = spread_elements(group.order, ee_elements)
     ee = equivariance_error(model, x, group, model.in_layout, model.out_layout, elements=elements)
+    extra: dict[str, Any] = {"flops_per_sample": flops_per_sample(model, x)}
+    if getattr(model.spec, "residual", "") and hasattr(task, "input_frames"):
+        # the collapse diagnostic (issue 20): the learned correction against what the skip alone gets
+        extra["correction"] = {split: correction_diagnostics(task, model, split) for split in splits}
     return {
         **ckpt["meta"],
         "checkpoint_epoch": ckpt["epoch"],
@@ -159,6 +174,7 @@ def evaluate_checkpoint(
         "ee_max": ee["ee_max"] * task.scale,
         "ee_samples": chosen,  # [simulation, start] of each sample
         "ee_elements": elements,
+        **extra,
     }
 
 
@@ -229,8 +245,8 @@ def train_run(
 ) -> dict[str, Any]:
     """Train one run of a model grid (``run``: ``model``, ``alpha``, ``seed`` and the study's other keys, in path
     order), evaluate every checkpoint and save the study's example; ``settings`` is the study's ``run_settings``."""
-    if settings["model"]["name"] != run["model"]:
-        raise ValueError(f"settings are for model {settings['model']['name']!r}, not {run['model']!r}")
+    if model_label(settings["model"]) != run["model"]:
+        raise ValueError(f"settings are for model {model_label(settings['model'])!r}, not {run['model']!r}")
     task, data = training.make_task(settings, store)
     spec = training.spec(settings, data)
     summary = train_model(settings, task, spec, run_dir, data_sha(data), {"study": training.study, **run})

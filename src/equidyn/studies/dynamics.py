@@ -207,6 +207,10 @@ def table(measure_files: list[str], eval_files: list[str], out: str | os.PathLik
                 **{k: r[k] for k in LINEAGE_COLUMNS},
             }
         )
+        # issue 20: whether the measured run learned (its correction against its own skip), beside its flatness
+        correction = r.get("correction", {}).get(split)
+        if correction:
+            target.update(correction_ratio=correction["correction_ratio"], skill_vs_skip=correction["skill_vs_skip"])
     for path in measure_files:
         r = common.read_json(path)
         target = row(r, r["checkpoint"])
@@ -241,7 +245,7 @@ def table(measure_files: list[str], eval_files: list[str], out: str | os.PathLik
         if col not in df:
             df[col] = float("nan")
     first = ["study", "model", "alpha", "level", "seed", "checkpoint", "epoch", "params"]
-    metrics = [c for c in ("test_rmse", "test_mae") if c in df]
+    metrics = [c for c in ("test_rmse", "test_mae", "correction_ratio", "skill_vs_skip") if c in df]
     df = df[[*first, *metrics, "ee", "ee_rel", *COLUMNS, *LINEAGE_COLUMNS, *MEASURE_LINEAGE]]
     df = df.sort_values(["study", "model", "alpha", "level", "seed", "checkpoint"], na_position="first")
     write_csv(df, out)

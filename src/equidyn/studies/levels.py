@@ -30,9 +30,23 @@ def generate_base(settings: dict[str, Any], out: str | os.PathLike) -> str:
     return generate_base(PlumePhysics.from_dict(settings["physics"]), BasePlumes.from_dict(settings["base"]), out)
 
 
-def build_level(settings: dict[str, Any], base: str | os.PathLike, level: int, out: str | os.PathLike) -> str:
-    from ..data.smoke_datasets import build_level
+def protocol(section: dict[str, Any]) -> str:
+    """``time`` (the published protocol: one plume group per level, split in time) or ``heldout``."""
+    return str(section.get("protocol", "time"))
 
+
+def level_data_settings(section: dict[str, Any]) -> dict[str, Any]:
+    """What a level store depends on besides the base plumes: the frame splits, or the held-out plume groups."""
+    if protocol(section) == "heldout":
+        return {"protocol": "heldout", "heldout": section["heldout"]}
+    return {"splits": section["splits"]}
+
+
+def build_level(settings: dict[str, Any], base: str | os.PathLike, level: int, out: str | os.PathLike) -> str:
+    from ..data.smoke_datasets import build_heldout_level, build_level
+
+    if settings.get("protocol", "time") == "heldout":
+        return build_heldout_level(base, level, settings["heldout"], out)
     return build_level(base, level, settings["splits"], out)
 
 
@@ -54,33 +68,56 @@ def data_ee(store: str | os.PathLike, out: str | os.PathLike, frames: list[int] 
     return value
 
 
-def windows(n_sims: int, frame_range: tuple[int, int], length: int):
-    """All ``(sim, start)`` whose ``length`` frames lie inside ``[lo, hi)``, as a ``(n, 2)`` long tensor."""
+def windows(n_sims: int | list[int], frame_range: tuple[int, int], length: int):
+    """All ``(sim, start)`` whose ``length`` frames lie inside ``[lo, hi)``, as a ``(n, 2)`` long tensor;
+    ``n_sims`` is a count (simulations ``0 … n-1``) or the list of simulations."""
     import torch
 
     lo, hi = frame_range
     starts = torch.arange(lo, hi - length + 1)
-    sims = torch.arange(n_sims)
-    return torch.cartesian_prod(sims, starts) if len(starts) else torch.empty(0, 2, dtype=torch.long)
+    sims = torch.arange(n_sims) if isinstance(n_sims, int) else torch.as_tensor(list(n_sims), dtype=torch.long)
+    if not len(starts) or not len(sims):
+        return torch.empty(0, 2, dtype=torch.long)
+    return torch.cartesian_prod(sims, starts)
 
 
 def make_task(settings: dict[str, Any], store: str | os.PathLike):
     """The forecasting task on one level store, normalised by the store's train rms speed."""
     import torch
 
-    from ..data.smoke_datasets import level_splits
+    from ..data.smoke_datasets import heldout_split_sims, level_protocol, level_splits
     from ..store import open_store
     from ..training.tasks import ForecastTask
 
     ds = open_store(store)
     scale = float(ds.attrs["norm_scale"])
     frames = torch.from_numpy(ds.velocity.values) / scale
-    splits = level_splits(ds)
     n_in = int(settings["input_frames"])
     steps = {split: int(settings["rollout"][split]) for split in ("train", "valid", "test")}
-    wins = {split: windows(frames.shape[0], tuple(splits[split]), n_in + steps[split]) for split in steps}
-    task = ForecastTask(frames=frames, windows=wins, input_frames=n_in, steps=steps, scale=scale)
+    if level_protocol(ds) == "heldout":
+        # whole plume groups per split, every stored frame: the test plumes are unseen, not later in time
+        sims = heldout_split_sims(ds)
+        every = (0, frames.shape[1])
+        wins = {split: windows(sims[split], every, n_in + steps[split]) for split in steps}
+    else:
+        splits = level_splits(ds)
+        wins = {split: windows(frames.shape[0], tuple(splits[split]), n_in + steps[split]) for split in steps}
+    task = ForecastTask(
+        frames=frames, windows=wins, input_frames=n_in, steps=steps, scale=scale, augment=_augmentation(settings)
+    )
     return task, ds
+
+
+def _augmentation(settings: dict[str, Any]):
+    """Random C4 rotations of every training window for a model entry with ``augment: true`` (the "equivariance
+    learned from data" arm), through the one group action; ``None`` otherwise."""
+    if not settings.get("model", {}).get("augment", False):
+        return None
+    from ..symmetry import C4, FieldLayout
+    from ..training.tasks import C4Augmentation
+
+    n_in = int(settings["input_frames"])
+    return C4Augmentation(C4(), FieldLayout.parse(f"{n_in} vector"), FieldLayout.parse("1 vector"))
 
 
 RUN_KEYS = ("physics", "base", "splits", "input_frames", "rollout", "training", "evaluation")
@@ -98,7 +135,11 @@ def run_settings(section: dict[str, Any], run: Run) -> dict[str, Any]:
     not change — and rerun — the jobs that already exist; its hash is the run's ``config_sha``.
     """
     entry = {k: v for k, v in common.model_entry(section["models"], run["model"]).items() if k != "alphas"}
-    settings = {**{k: section[k] for k in RUN_KEYS}, "model": entry}
+    keys = [k for k in RUN_KEYS if not (k == "splits" and protocol(section) == "heldout")]
+    settings = {**{k: section[k] for k in keys}, "model": entry}
+    if protocol(section) == "heldout":
+        # only then: the published protocol's settings (and so its runs' config_sha) stay as they were
+        settings.update(level_data_settings(section))
     # ``training_by_level``: the levels with more symmetry breaking fit a harder map and may need more epochs to
     # flatten; only those runs' settings (and jobs) change, so a measured level-0 run is not retrained
     for longer in section.get("training_by_level", []):
@@ -158,6 +199,17 @@ TABLE_COLUMNS = (
 TABLE_SCORES = {"test_rmse": ("test", "rmse"), "test_mae": ("test", "mae")}
 
 
+def _diagnostics(df, eval_files: list[str]):
+    """Issue 20's columns, after the scores: FLOPs per forward and the collapse diagnostic (learned correction /
+    needed correction, skill over the model's own skip) on the test split; NaN for runs evaluated before them."""
+    records = [common.read_json(p) for p in eval_files]
+    nan = float("nan")
+    df["flops_per_sample"] = [r.get("flops_per_sample", nan) for r in records]
+    for key in ("correction_ratio", "skill_vs_skip"):
+        df[key] = [r.get("correction", {}).get("test", {}).get(key, nan) for r in records]
+    return df
+
+
 def levels_table(eval_files: list[str], data_table_path: str | os.PathLike, out: str | os.PathLike):
     """``levels.csv``: one row per (model, alpha, level, seed, checkpoint), next to the level's data EE."""
     import pandas as pd
@@ -169,7 +221,7 @@ def levels_table(eval_files: list[str], data_table_path: str | os.PathLike, out:
         columns=TABLE_COLUMNS,
         scores=TABLE_SCORES,
         sort_by=["model", "alpha", "level", "seed", "checkpoint"],
-        join=lambda df: df.merge(data, on="level", how="left"),
+        join=lambda df: _diagnostics(df, eval_files).merge(data, on="level", how="left"),
     )
 
 
@@ -180,15 +232,21 @@ def summary_table(levels_csv: str | os.PathLike, out: str | os.PathLike, baselin
     from .baseline_tables import join_levels
 
     by = ["model", "alpha", "level", "checkpoint"]
-    metrics = ("test_rmse", "ee")
+    # issue 20: skill over the model's own skip (linear extrapolation for residual: linear) with its seed CI — an
+    # arm has learned where the interval lies above 0 — and how large its learned correction is
+    import pandas as pd
+
+    have = set(pd.read_csv(levels_csv, nrows=0).columns)  # a table written before issue 20 lacks its columns
+    metrics = tuple(m for m in ("test_rmse", "ee", "skill_vs_skip", "correction_ratio") if m in have)
+    first = tuple(c for c in ("params", "flops_per_sample", "data_ee") if c in have)
     stats = [f"{v}_{s}" for v in metrics for s in ("mean", "ci_low", "ci_high")]
     return tables.summary_table(
         levels_csv,
         out,
         by=by,
         metrics=metrics,
-        first=("params", "data_ee"),
-        columns=[*by, "params", "n_seeds", *stats, "data_ee", *LINEAGE_COLUMNS],
+        first=first,
+        columns=[*by, *first[:-1], "n_seeds", *stats, "data_ee", *LINEAGE_COLUMNS],
         baselines=baselines,
         join_baselines=join_levels,
     )

@@ -34,6 +34,7 @@ class ForecastTask:
     steps: dict[str, int]  # split -> rollout steps scored
     scale: float
     loss: str = "mse"
+    augment: C4Augmentation | None = None  # random group elements applied to each training window
 
     def __post_init__(self) -> None:
         for split, w in self.windows.items():

@@ -306,6 +306,9 @@ def train(
                 _stop_on_non_finite(loss, data_loss, epoch, batch, last)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
+            project = getattr(model, "project_gradients", None)  # a constrained model keeps its constraint
+            if project is not None:
+                project()
             optimiser.step()
             loss_sum += data_loss.detach().double() * len(idx)
             sums["n"] += len(idx)
