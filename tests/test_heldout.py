@@ -344,3 +344,19 @@ def test_dynamics_figures_draw_a_table_measured_at_the_best_checkpoint_only(tmp_
     pd.DataFrame(rows).to_csv(tmp_path / "dynamics.csv", index=False)
     sharpness(tmp_path / "dynamics.csv", tmp_path / "sharpness.pdf")
     assert (tmp_path / "sharpness.png").exists()
+
+
+def test_a_model_without_a_skip_is_measured_against_persistence(tmp_path, rng, smooth) -> None:
+    base, _ = _base(tmp_path, rng, smooth)
+    build_heldout_level(base, 0, GROUPS, tmp_path / "l0.zarr")
+    task, _ = levels.make_task(_settings({"name": "convnet"}), tmp_path / "l0.zarr")
+
+    class Persistence(torch.nn.Module):
+        spec = _spec("persistence", residual="")
+        out_channels = 2
+
+        def forward(self, x):
+            return x[:, 2:]
+
+    d = correction_diagnostics(task, Persistence(), "test")
+    assert d["skip"] == "last" and d["correction_ratio"] == 0.0 and d["skill_vs_skip"] == pytest.approx(0.0, abs=1e-9)

@@ -182,7 +182,8 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     # issue 21: correlation CIs in [−1, 1]; positive quantities only on log scales; method and pairing named
     corr = claims[claims.effect_kind == "correlation"]
     assert ((corr.ci_low >= -1) & (corr.ci_high <= 1) | corr.ci_low.isna()).all()
-    assert set(claims.effect_kind) <= {"log_ratio", "log_ratio_of_means", "correlation"}
+    # "difference": issue 20's check that every level arm beats its skip (a skill, not a positive quantity)
+    assert set(claims.effect_kind) <= {"log_ratio", "log_ratio_of_means", "correlation", "difference"}
     assert claims.ci_method.notna().all() and claims.paired.isin([True, False]).all()
     for name, column in (("rotation_summary", "rmse_domain_ci_low"), ("superres_summary", "test_mae_ci_high"),
                          ("levels_summary", "test_rmse_ci_low")):  # fmt: skip
@@ -207,7 +208,7 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
 
     figures = ["ee_vs_data_ee", "rotation_rollout", "rotation_rmse_by_step", "superres_curves", "superres_slices",
                "tutorial_rotated", "tutorial_skill", "ee_vs_alpha", "lie_vs_alpha", "levels_curves",
-               "test_rmse_bars", "hessian_density", "sharpness"]  # fmt: skip
+               "test_rmse_bars", "hessian_density", "sharpness", "lambda_max_vs_skill"]  # fmt: skip
     for fig in figures:
         for ext in ("pdf", "png"):
             assert (res / "figures" / f"{fig}.{ext}").stat().st_size > 10_000, f"{fig}.{ext}"

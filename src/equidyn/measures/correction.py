@@ -9,6 +9,9 @@ network that learned almost nothing — "relaxed is flatter" can mean "relaxed l
 * ``skill_vs_skip = 1 − rms(prediction − y) / rms(skip(x) − y)``: the fraction of the skip's error removed
   (> 0: beats the skip, the standard's "learned" criterion; 1: perfect).
 
+A model without a skip is measured against persistence (the last input frame), the trivial forecast of every
+forecasting study; the record names the skip used.
+
 Both over the first predicted step of every window of a split, in one pass, in the task's (normalised) units —
 ratios, so the scale cancels.
 """
@@ -23,10 +26,9 @@ from ..models.base import skip_prediction
 
 @torch.no_grad()
 def correction_diagnostics(task, model: nn.Module, split: str, batch_size: int = 64) -> dict[str, float]:
-    """``correction_ratio`` and ``skill_vs_skip`` of ``model`` (a residual model) on ``split`` (first step)."""
-    kind = model.spec.residual
-    if not kind:
-        raise ValueError(f"model {model.spec.name!r} has no residual skip: its correction is undefined")
+    """``correction_ratio`` and ``skill_vs_skip`` of ``model`` on ``split`` (first step), against the skip the model
+    implements (``spec.residual``) or, for a model without one, against persistence (``skip``: which one)."""
+    kind = model.spec.residual or "last"
     sums = torch.zeros(3, dtype=torch.float64)  # |f|², |y − skip|², |pred − y|²
     for start in range(0, task.n(split), batch_size):
         idx = torch.arange(start, min(start + batch_size, task.n(split)), device=task.device)
@@ -41,6 +43,7 @@ def correction_diagnostics(task, model: nn.Module, split: str, batch_size: int =
         )
     correction, needed, error = (float(v) for v in sums.sqrt())
     return {
+        "skip": kind,
         "correction_ratio": correction / needed if needed > 0 else float("nan"),
         "skill_vs_skip": 1.0 - error / needed if needed > 0 else float("nan"),
     }

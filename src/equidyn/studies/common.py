@@ -160,7 +160,7 @@ def evaluate_checkpoint(
     elements = spread_elements(group.order, ee_elements)
     ee = equivariance_error(model, x, group, model.in_layout, model.out_layout, elements=elements)
     extra: dict[str, Any] = {"flops_per_sample": flops_per_sample(model, x)}
-    if getattr(model.spec, "residual", "") and hasattr(task, "input_frames"):
+    if hasattr(task, "input_frames"):  # a forecasting task: its skip (or persistence) is a trivial forecast
         # the collapse diagnostic (issue 20): the learned correction against what the skip alone gets
         extra["correction"] = {split: correction_diagnostics(task, model, split) for split in splits}
     return {
