@@ -106,7 +106,7 @@ def test_primary_and_secondary_claims_are_shown_apart_with_holm_verdicts(results
     df = df.rename(columns={"seeds_needed": "seeds_needed_80pct_power"})
     df.to_csv(results / "tables" / "claims.csv", index=False)
     page = (findings.publish(results, tmp_path / "docs")).read_text()
-    primary, secondary, check = (page.index(f"### {t}") for t in ("Primary", "Secondary", "Software checks"))
+    primary, secondary, check = (page.index(f"### {t}") for t in ("Primary", "Secondary", "Checks"))
     assert primary < page.index("relaxed beats strict") < secondary < page.index("trace is lower") < check
     assert "Holm-adjusted verdicts: supported 1, not resolved 1." in page
     assert "Holm-adjusted over the primary claims: **not resolved** (p 0.06)" in page

@@ -73,9 +73,10 @@ ROLE_SECTIONS = (
     ),
     (
         "check",
-        "Software checks",
-        "Not findings: a property the software guarantees (an exactly equivariant model), "
-        "shown as a check that the pipeline measures what it should.",
+        "Checks",
+        "Not findings: a property the software guarantees (an exactly equivariant model), shown as a check that "
+        "the pipeline measures what it should, and the precondition of every level-0 comparison that each arm has "
+        "learned (its skill over the trivial forecast its skip implements is above 0).",
     ),
 )
 
