@@ -15,6 +15,7 @@ import json
 import logging
 import random
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -284,18 +285,21 @@ def test_5xx_and_timeout_are_retried_and_logs_never_show_the_token(service, tmp_
     assert open_store(tmp_path / "j.zarr")["velocity"].shape[0] == 1
 
 
-def test_a_429_waits_as_long_as_its_retry_after_asks(service, tmp_path, caplog):
+def test_a_429_waits_as_long_as_its_retry_after_asks(service, tmp_path, caplog, monkeypatch):
     """Rate limited with ``Retry-After: 7`` (seconds) and then with an HTTP date 60 s ahead: the next attempt
     waits that long, not the 0.01 s back-off; an unreadable header falls back to the back-off. (The sleep is
-    injected: the test records the waits and sleeps none.)"""
-    when = email.utils.format_datetime(datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=60), True)
+    injected: the test records the waits and sleeps none; the clock an HTTP date is read against is frozen, so
+    the wait is exact however slow the machine.)"""
+    now = 1_800_000_000.0
+    monkeypatch.setattr(time, "time", lambda: now)
+    when = email.utils.format_datetime(datetime.datetime.fromtimestamp(now + 60, datetime.UTC), True)
     service.script = ["429:7", f"429:{when}", "429:soon"]
     waits: list[float] = []
     with caplog.at_level(logging.WARNING):
         download_jhtdb(settings_for(service, n_samples=1), tmp_path / "j.zarr", environ=env(), sleep=waits.append)
     assert len(service.cutouts) == 4 and len(waits) == 3
     assert waits[0] == 7.0
-    assert 50 < waits[1] <= 61  # an HTTP date has one-second resolution and the clock moves meanwhile
+    assert waits[1] == 60.0
     assert 0.04 <= waits[2] <= 0.05 + 0.01  # third back-off (0.01 · 2², capped at 0.05) plus jitter
     assert any("unreadable Retry-After" in r.getMessage() for r in caplog.records)
     assert open_store(tmp_path / "j.zarr")["velocity"].shape[0] == 1

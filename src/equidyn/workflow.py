@@ -213,21 +213,23 @@ class Workflow:
         return [(selection["study"], run) for selection in self.config["dynamics"]["runs"]
                 for run in self.runs(selection["study"]) if _selects(selection, run)]  # fmt: skip
 
-    def measure_overrides(self, study: str, run: dict[str, Any]) -> dict[str, Any]:
-        """The memory knobs (``subset``/``hessian`` mappings) of the first ``dynamics.runs`` entry selecting ``run``."""
+    def _selection(self, study: str, run: dict[str, Any]) -> dict[str, Any]:
+        """The first ``dynamics.runs`` entry that selects ``run`` (``{}`` if none does)."""
         for selection in self.config["dynamics"]["runs"]:
             if selection["study"] == study and _selects(selection, run):
-                return {k: v for k, v in selection.items() if k in MEASURE_OVERRIDES}
+                return selection
         return {}
+
+    def measure_overrides(self, study: str, run: dict[str, Any]) -> dict[str, Any]:
+        """The memory knobs (``subset``/``hessian`` mappings) of the first ``dynamics.runs`` entry selecting ``run``."""
+        return {k: v for k, v in self._selection(study, run).items() if k in MEASURE_OVERRIDES}
 
     def measured_checkpoints(self, study: str, run: dict[str, Any]) -> tuple[str, ...]:
         """The checkpoints measured for ``run``: the ``checkpoints`` list of the first ``dynamics.runs`` entry that
         selects it (default: every checkpoint). A study whose claims read the best checkpoint only need not pay for
         the early one's Hessians (issue 20: 70 runs on a laptop)."""
-        for selection in self.config["dynamics"]["runs"]:
-            if selection["study"] == study and _selects(selection, run):
-                return tuple(c for c in CHECKPOINTS if c in selection.get("checkpoints", CHECKPOINTS))
-        return CHECKPOINTS
+        chosen = self._selection(study, run).get("checkpoints", CHECKPOINTS)
+        return tuple(c for c in CHECKPOINTS if c in chosen)
 
     def dynamics_files(self, measures: tuple[str, ...]) -> list[str]:
         return [
