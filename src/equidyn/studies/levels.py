@@ -199,15 +199,16 @@ TABLE_COLUMNS = (
 TABLE_SCORES = {"test_rmse": ("test", "rmse"), "test_mae": ("test", "mae")}
 
 
-def _diagnostics(df, eval_files: list[str]):
+def _diagnostics(record: dict[str, Any]) -> dict[str, float]:
     """Issue 20's columns, after the scores: FLOPs per forward and the collapse diagnostic (learned correction /
     needed correction, skill over the model's own skip) on the test split; NaN for runs evaluated before them."""
-    records = [common.read_json(p) for p in eval_files]
     nan = float("nan")
-    df["flops_per_sample"] = [r.get("flops_per_sample", nan) for r in records]
-    for key in ("correction_ratio", "skill_vs_skip"):
-        df[key] = [r.get("correction", {}).get("test", {}).get(key, nan) for r in records]
-    return df
+    test = record.get("correction", {}).get("test", {})
+    return {
+        "flops_per_sample": record.get("flops_per_sample", nan),
+        "correction_ratio": test.get("correction_ratio", nan),
+        "skill_vs_skip": test.get("skill_vs_skip", nan),
+    }
 
 
 def levels_table(eval_files: list[str], data_table_path: str | os.PathLike, out: str | os.PathLike):
@@ -221,7 +222,8 @@ def levels_table(eval_files: list[str], data_table_path: str | os.PathLike, out:
         columns=TABLE_COLUMNS,
         scores=TABLE_SCORES,
         sort_by=["model", "alpha", "level", "seed", "checkpoint"],
-        join=lambda df: _diagnostics(df, eval_files).merge(data, on="level", how="left"),
+        join=lambda df: df.merge(data, on="level", how="left"),
+        derived=_diagnostics,
     )
 
 

@@ -28,7 +28,12 @@ from .common import read_json
 _FIELDS = {"epoch": "checkpoint_epoch"}
 
 
-def _row(path: str, columns: Sequence[str], scores: Mapping[str, tuple[str, str]]) -> dict[str, Any]:
+def _row(
+    path: str,
+    columns: Sequence[str],
+    scores: Mapping[str, tuple[str, str]],
+    derived: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     record = read_json(path)
     row: dict[str, Any] = {}
     for column in columns:
@@ -39,6 +44,8 @@ def _row(path: str, columns: Sequence[str], scores: Mapping[str, tuple[str, str]
             row[column] = checkpoint_of(Path(path).stem, "eval_")
         else:
             row[column] = record[_FIELDS.get(column, column)]
+    if derived is not None:
+        row.update(derived(record))
     return {**row, **{k: record[k] for k in LINEAGE_COLUMNS}}
 
 
@@ -50,13 +57,15 @@ def runs_table(
     scores: Mapping[str, tuple[str, str]],
     sort_by: list[str],
     join: Callable[[Any], Any] | None = None,
+    derived: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ):
     """One row per evaluation file: ``columns`` in order (a column named in ``scores`` is ``(split, metric)`` of the
     record's scores; ``checkpoint`` is read from the file name, ``epoch`` is the checkpoint's epoch), then the
-    columns that ``join(df)`` adds, then the lineage; sorted by ``sort_by``."""
+    columns ``derived(record)`` reads from each record, then those that ``join(df)`` adds, then the lineage;
+    sorted by ``sort_by``."""
     import pandas as pd
 
-    df = pd.DataFrame([_row(path, columns, scores) for path in eval_files])
+    df = pd.DataFrame([_row(path, columns, scores, derived) for path in eval_files])
     if join is not None:
         df = join(df)
     added = [c for c in df.columns if c not in columns and c not in LINEAGE_COLUMNS]
