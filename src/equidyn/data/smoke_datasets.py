@@ -101,8 +101,16 @@ def generate_base(physics: PlumePhysics, base: BasePlumes, out: str | os.PathLik
 
 
 def level_members(level: int) -> list[int]:
-    """Base plume indices of the four tasks of ``level``."""
-    return [1 + j * level for j in range(4)]
+    """Base plume indices of the four tasks of ``level``: the published recipe, plume group 1."""
+    return group_members(1, level)
+
+
+def rotate_plume(velocity: np.ndarray, element: int) -> np.ndarray:
+    """One plume's ``(time, 2, y, x)`` velocities acted on by C4 ``element``, every frame at once, through the one
+    group action (a vector field: the grid and the components rotate together)."""
+    layout = FieldLayout.of(("vector", velocity.shape[0]))
+    flat = velocity.reshape(1, -1, *velocity.shape[-2:])
+    return C4().act_numpy(element, flat, layout).reshape(velocity.shape)
 
 
 def check_frame_ranges(
@@ -134,14 +142,7 @@ def build_level(base_path: str | os.PathLike, level: int, splits: dict[str, list
     if members[-1] >= base.sizes["sim"]:
         raise ValueError(f"level {level} needs base plume {members[-1]} but {base_path} has {base.sizes['sim']}")
     splits = check_frame_ranges(splits, base.sizes["time"], SPLITS, SPLITS)
-    group = C4()
-    layout = FieldLayout.of(("vector", base.sizes["time"]))
-    tasks = []
-    for j, member in enumerate(members):
-        v = base.velocity.values[member]  # (time, 2, y, x)
-        rotated = group.act_numpy(j, v.reshape(1, -1, *v.shape[-2:]), layout).reshape(v.shape)
-        tasks.append(rotated)
-    velocity = np.stack(tasks)
+    velocity = np.stack([rotate_plume(base.velocity.values[member], j) for j, member in enumerate(members)])
     lo, hi = splits["train"]
     ds = base.isel(sim=members).drop_vars(["inflow_x", "inflow_y"]).copy()
     ds = ds.assign_coords(sim=np.arange(4), base_sim=("sim", members), rotation=("sim", np.arange(4)))
@@ -195,15 +196,12 @@ def build_heldout_level(
     """A held-out level store: ``4·n_groups`` simulations (group-major, rotation-minor), every frame kept."""
     base = open_store(base_path)
     groups = check_heldout_groups(groups, level, base.sizes["sim"])
-    group = C4()
-    layout = FieldLayout.of(("vector", base.sizes["time"]))
     velocity, base_sim, rotation, group_of = [], [], [], []
     split_sims: dict[str, list[int]] = {s: [] for s in SPLITS}
     for split in SPLITS:
         for b in groups[split]:
             for j, member in enumerate(group_members(b, level)):
-                v = base.velocity.values[member]  # (time, 2, y, x)
-                velocity.append(group.act_numpy(j, v.reshape(1, -1, *v.shape[-2:]), layout).reshape(v.shape))
+                velocity.append(rotate_plume(base.velocity.values[member], j))
                 split_sims[split].append(len(base_sim))
                 base_sim.append(member)
                 rotation.append(j)
@@ -245,15 +243,10 @@ def heldout_split_sims(level_ds: xr.Dataset) -> dict[str, list[int]]:
 
 
 def unrotated_tasks(level_ds: xr.Dataset) -> np.ndarray:
-    """Undo each task's rotation: the four plumes as simulated, ``(4, time, 2, y, x)``."""
-    group = C4()
+    """Undo each task's rotation: the plumes as simulated, ``(sim, time, 2, y, x)``."""
+    inverse = C4().inverse
     v = level_ds.velocity.values
-    layout = FieldLayout.of(("vector", v.shape[1]))
-    out = []
-    for j in range(v.shape[0]):
-        k = int(level_ds.rotation.values[j])
-        out.append(group.act_numpy(group.inverse(k), v[j].reshape(1, -1, *v.shape[-2:]), layout).reshape(v[j].shape))
-    return np.stack(out)
+    return np.stack([rotate_plume(v[j], inverse(int(k))) for j, k in enumerate(level_ds.rotation.values)])
 
 
 #: the published frame window of the data EE: a Python slice ``[start:stop]`` of the stored frames
