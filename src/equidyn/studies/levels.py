@@ -135,11 +135,10 @@ def run_settings(section: dict[str, Any], run: Run) -> dict[str, Any]:
     not change — and rerun — the jobs that already exist; its hash is the run's ``config_sha``.
     """
     entry = {k: v for k, v in common.model_entry(section["models"], run["model"]).items() if k != "alphas"}
-    keys = [k for k in RUN_KEYS if not (k == "splits" and protocol(section) == "heldout")]
-    settings = {**{k: section[k] for k in keys}, "model": entry}
-    if protocol(section) == "heldout":
-        # only then: the published protocol's settings (and so its runs' config_sha) stay as they were
-        settings.update(level_data_settings(section))
+    # the level data's own settings (splits, or protocol and held-out groups): the published protocol's settings,
+    # and so its runs' config_sha, stay as they were
+    shared = {k: section[k] for k in RUN_KEYS if k != "splits"}
+    settings = {**shared, **level_data_settings(section), "model": entry}
     # ``training_by_level``: the levels with more symmetry breaking fit a harder map and may need more epochs to
     # flatten; only those runs' settings (and jobs) change, so a measured level-0 run is not retrained
     for longer in section.get("training_by_level", []):
