@@ -83,8 +83,9 @@ def model_spec(entry: dict[str, Any], in_layout: str, out_layout: str, grid: tup
 
 def model_label(entry: dict[str, Any]) -> str:
     """A model entry's identity in paths and tables: its ``label``, else its ``name``. Two entries of one network
-    that differ in training (``augment``) or in a constraint (``options.tied``) need labels of their own."""
-    return str(entry.get("label", entry["name"]))
+    that differ in training (``augment``) or in a constraint (``options.tied``) need labels of their own; a
+    tutorial entry always has one (it names its network by ``model``)."""
+    return str(entry["label"] if "label" in entry else entry["name"])
 
 
 def model_entry(models: list[dict[str, Any]], label: str) -> dict[str, Any]:
@@ -93,13 +94,6 @@ def model_entry(models: list[dict[str, Any]], label: str) -> dict[str, Any]:
         if model_label(entry) == label:
             return entry
     raise ValueError(f"model {label!r} is not in this study's config (have {[model_label(m) for m in models]})")
-
-
-def model_entry_by(models: list[dict[str, Any]], key: str, value: str) -> dict[str, Any]:
-    for entry in models:
-        if entry[key] == value:
-            return entry
-    raise ValueError(f"model {value!r} is not in this study's config (have {[m[key] for m in models]})")
 
 
 def run_meta(settings: dict[str, Any], data_sha: str, **keys: Any) -> dict[str, Any]:

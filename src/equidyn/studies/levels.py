@@ -45,7 +45,7 @@ def level_data_settings(section: dict[str, Any]) -> dict[str, Any]:
 def build_level(settings: dict[str, Any], base: str | os.PathLike, level: int, out: str | os.PathLike) -> str:
     from ..data.smoke_datasets import build_heldout_level, build_level
 
-    if settings.get("protocol", "time") == "heldout":
+    if protocol(settings) == "heldout":
         return build_heldout_level(base, level, settings["heldout"], out)
     return build_level(base, level, settings["splits"], out)
 

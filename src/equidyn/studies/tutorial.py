@@ -73,7 +73,7 @@ def runs(section: dict[str, Any]) -> list[dict[str, Any]]:
 
 def run_settings(section: dict[str, Any], run: Run) -> dict[str, Any]:
     """What determines one run: data, outputs and training settings, the model entry and the flow."""
-    entry = common.model_entry_by(section["models"], "label", run["label"])
+    entry = common.model_entry(section["models"], run["label"])
     f = flows(section).get(run["flow"])
     if f is None:
         raise ValueError(f"unknown tutorial flow {run['flow']!r}; configured: {sorted(flows(section))}")
