@@ -242,9 +242,22 @@ def test_a_tiny_scaling_study_runs_end_to_end(level_store, tmp_path) -> None:
 
     from equidyn.figures.scaling import scaling_figure
 
+    tables, figures = root / "tables", root / "figures"
+    tables.mkdir()
+    for name, src in (("scaling", "scaling.csv"), ("scaling_fits", "fits.csv"), ("scaling_gaps", "gaps.csv")):
+        (tables / f"{name}.csv").write_text((tmp_path / src).read_text())
     for axis in ("params", "data", "compute"):
-        scaling_figure(tmp_path / "scaling.csv", tmp_path / "curves.csv", axis, tmp_path / f"{axis}.pdf")
-        assert (tmp_path / f"{axis}.png").stat().st_size > 0
+        scaling_figure(tables / "scaling.csv", tmp_path / "curves.csv", axis, figures / f"scaling_{axis}.pdf")
+        assert (figures / f"scaling_{axis}.png").stat().st_size > 0
+
+    from equidyn.findings_scaling import publish
+
+    page = publish(root, tmp_path / "docs").read_text()
+    for section in ("## What ran", "## Did every arm learn?", "## Fitted exponents", "## Crossovers", "## Figures"):
+        assert section in page
+    assert "3 x values for 3 parameters" in page and "No reading of these numbers" in page
+    assert (tmp_path / "docs" / "img" / "findings" / "scaling" / "scaling_params.png").exists()
+    assert (tmp_path / "docs" / "findings" / "scaling_fits.csv").exists()
 
 
 def _synthetic_table(rng) -> pd.DataFrame:

@@ -153,6 +153,14 @@ COMMANDS: dict[str, tuple[str, list[Arg], str]] = {
         ],
         "docs/findings.md, docs/findings/*.csv and docs/img/findings/*.png from a finished run",
     ),
+    "publish-scaling": (
+        "equidyn.findings_scaling:publish",
+        [
+            _a("--results", required=True, help="the scaling run's directory, e.g. results/scaling"),
+            _a("--docs", default="docs"),
+        ],
+        "docs/findings/scaling.md, its tables and figures from a finished scaling run",
+    ),
     "levels-summary": (
         "equidyn.studies.levels:summary_table",
         [

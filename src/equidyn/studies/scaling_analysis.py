@@ -37,6 +37,19 @@ AXES = {
     "compute": ("sizes", "compute_flops", "size"),
 }
 N_RESAMPLES = 999
+GAP_COLUMNS = [
+    "level",
+    "arm",
+    "reference",
+    "axis",
+    "kind",
+    "x",
+    "effect",
+    "ci_low",
+    "ci_high",
+    "verdict",
+    *LINEAGE_COLUMNS,
+]
 LEVEL = 0.95
 
 
@@ -251,7 +264,8 @@ def analyse(
     rows, fits = fit_rows(df, n_resamples)
     fit_table = _lineage_last(pd.DataFrame(rows))
     write_csv(fit_table, fits_out)
-    gaps = _lineage_last(pd.DataFrame(gap_rows(df, fits)))
+    # a run with one arm has no pair: the table keeps its header, so a reader (and the page) sees "no rows"
+    gaps = _lineage_last(pd.DataFrame(gap_rows(df, fits), columns=None if df.model.nunique() > 1 else GAP_COLUMNS))
     write_csv(gaps, gaps_out)
     write_csv(pd.DataFrame(curve_rows(df, fits)), curves_out)
     return fit_table, gaps
