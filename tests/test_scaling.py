@@ -352,3 +352,26 @@ def test_the_scaling_config_is_valid_and_checked() -> None:
     assert "needs levels.protocol: heldout" in problems
     assert "scaling.levels: level(s) [5]" in problems
     assert "scaling.models[0]: needs a budget" in problems
+
+
+def test_the_probe_measures_every_arm_and_size_in_its_own_process(tmp_path) -> None:
+    """The cluster requests' source (docs/reproduction.md): one row per (arm, size), parameters growing with size."""
+    from pathlib import Path
+
+    import yaml
+
+    from equidyn.scaling_probe import probe
+
+    root = Path(__file__).resolve().parents[1]
+    override = {
+        "scaling": {
+            "sizes": [400, 1600],
+            "models": [{"name": "convnet", "budget": 400, "layers": 2, "residual": "linear", "alphas": [0]}],
+        }
+    }
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(override))
+    configs = [str(root / "config" / f) for f in ("config.yaml", "scaling.yaml")] + [str(tmp_path / "tiny.yaml")]
+    df = probe(configs, grid=8, out=tmp_path / "probe.csv", steps=1)
+    assert list(df["size"]) == [400, 1600] and list(df.arm) == ["convnet", "convnet"]
+    assert df.params.is_monotonic_increasing and (df.flops_per_sample > 0).all()
+    assert (df.max_rss_mb > 50).all() and (df.seconds_per_step > 0).all()

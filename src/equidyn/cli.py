@@ -161,6 +161,28 @@ COMMANDS: dict[str, tuple[str, list[Arg], str]] = {
         ],
         "docs/findings/scaling.md, its tables and figures from a finished scaling run",
     ),
+    "scaling-probe": (
+        "equidyn.scaling_probe:probe",
+        [
+            _a("--config", nargs="+", required=True),
+            _a("--grid", type=int, required=True),
+            OUT,
+            _a("--steps", type=int, default=3),
+        ],
+        "peak memory and seconds per step of every (arm, size) of a scaling config (cluster requests)",
+    ),
+    "scaling-probe-one": (
+        "equidyn.scaling_probe:probe_one",
+        [
+            _a("--entry", required=True),
+            _a("--budget", type=int, required=True),
+            _a("--grid", type=int, required=True),
+            _a("--input-frames", type=int, required=True),
+            _a("--batch", type=int, required=True),
+            _a("--steps", type=int, required=True),
+        ],
+        "one (arm, size) of scaling-probe, in its own process",
+    ),
     "levels-summary": (
         "equidyn.studies.levels:summary_table",
         [
