@@ -14,6 +14,8 @@ wildcard_constraints:
     alpha="[0-9.e+-]+",
     level="[0-9]+",
     seed="[0-9]+",
+    size="[0-9]+",
+    fraction="[0-9.e+-]+",
     checkpoint="|".join(CHECKPOINTS),
     label="[a-z0-9_]+",
     target="[a-z_]+",

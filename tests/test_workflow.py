@@ -39,6 +39,39 @@ def slurm_plan() -> str:
     return out.stdout + out.stderr
 
 
+@pytest.fixture(scope="module")
+def scaling_cluster_plan() -> str:
+    """The scaling study at cluster sizes (issue 23), planned as docs/reproduction.md says."""
+    out = snakemake(
+        "all",
+        "-n",
+        "--nolock",
+        "--profile",
+        "profiles/slurm",
+        "--configfile",
+        "config/slurm.yaml",
+        "config/scaling_cluster.yaml",
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout + out.stderr
+
+
+def test_the_cluster_scaling_plan_sizes_each_job_by_its_model_size(scaling_cluster_plan: str) -> None:
+    import yaml
+
+    from equidyn.studies import scaling
+
+    section = yaml.safe_load((ROOT / "config" / "scaling_cluster.yaml").read_text())["scaling"]
+    assert job_stats(scaling_cluster_plan)["scaling_train"] == len(scaling.runs(section)) == 280
+    tiers = sorted(section["resources_by_size"], key=lambda t: t["max_size"])
+    blocks = [b for b in scaling_cluster_plan.split("\n\n") if "rule scaling_train:" in b]
+    for block in blocks:
+        size = int(re.search(r"size=(\d+)", block).group(1))
+        tier = next(t for t in tiers if size <= t["max_size"])
+        assert re.search(rf"mem_mb={tier['mem_mb']}\b.*runtime={tier['runtime']}\b.*gpu=1\b", block), block
+    assert max(int(s) for s in section["sizes"]) >= 600000  # up to the published configuration's size
+
+
 def test_cluster_plan_has_one_gpu_training_job_per_run(slurm_plan: str) -> None:
     import yaml
 
@@ -56,7 +89,7 @@ def test_cluster_plan_has_one_gpu_training_job_per_run(slurm_plan: str) -> None:
 
 
 #: rules that only gather results: tables, figures, the claims and the convergence report (each takes seconds)
-GATHERING_RULE = re.compile(r"^(all|figure_\w+|\w+_tables?|\w+_summary|convergence_study)$")
+GATHERING_RULE = re.compile(r"^(all|figure_\w+|\w+_tables?|\w+_summary|convergence_study|scaling_part|scaling_fits)$")
 
 
 def declared_localrules() -> set[str]:
@@ -66,11 +99,14 @@ def declared_localrules() -> set[str]:
     return set(re.findall(r"\w+", block.group(1)))
 
 
-def test_tables_figures_claims_and_reports_are_local_rules_and_nothing_else_is(slurm_plan: str) -> None:
+def test_tables_figures_claims_and_reports_are_local_rules_and_nothing_else_is(
+    slurm_plan: str, scaling_cluster_plan: str
+) -> None:
     """On a cluster each table or figure job would otherwise wait in the SLURM queue, about 30 of them in a serial
-    chain at the end of the run: every gathering rule of the cluster plan (including the dynamically named figure
-    rules) is a local rule, and no data, training or measure rule is."""
-    planned = set(job_stats(slurm_plan)) - {"total"}
+    chain at the end of the run: every gathering rule of the cluster plans (the paper study's and the scaling
+    study's, including the dynamically named figure rules) is a local rule, and no data, training or measure rule
+    is."""
+    planned = (set(job_stats(slurm_plan)) | set(job_stats(scaling_cluster_plan))) - {"total"}
     local = declared_localrules()
     assert local <= planned, f"localrules names rules the plan does not have: {sorted(local - planned)}"
     gathering = {r for r in planned if GATHERING_RULE.match(r)}

@@ -81,6 +81,54 @@ COMMANDS: dict[str, tuple[str, list[Arg], str]] = {
         [_a("--eval-files", nargs="+", required=True), _a("--data-table-path", required=True), OUT],
         "tables/levels.csv",
     ),
+    "scaling-train": (
+        "equidyn.studies.scaling:train_run",
+        [
+            SETTINGS,
+            _a("--store", required=True),
+            _a("--model", required=True),
+            _a("--alpha", type=float, required=True),
+            _a("--level", type=int, required=True),
+            _a("--size", type=int, required=True),
+            _a("--fraction", type=float, required=True),
+            _a("--seed", type=int, required=True),
+            _a("--run-dir", required=True),
+            THREADS,
+        ],
+        "train one (model, alpha, level, size, fraction, seed) run of the scaling study",
+    ),
+    "scaling-part": (
+        "equidyn.studies.scaling:part_table",
+        [
+            SETTINGS,
+            _a("--sweep", required=True),
+            _a("--level", type=int, required=True),
+            _a("--root", required=True),
+            OUT,
+        ],
+        "one part of the scaling study (a sweep at one level): its runs' rows",
+    ),
+    "scaling-table": (
+        "equidyn.studies.scaling:study_table",
+        [_a("--parts", nargs="+", required=True), OUT],
+        "tables/scaling.csv: every run of the scaling study once",
+    ),
+    "scaling-fits": (
+        "equidyn.studies.scaling_analysis:analyse",
+        [
+            _a("--scaling-csv", required=True),
+            _a("--fits-out", required=True),
+            _a("--gaps-out", required=True),
+            _a("--curves-out", required=True),
+            _a("--n-resamples", type=int, default=999),
+        ],
+        "tables/scaling_fits.csv (L_inf + A x^-alpha per arm, level and axis, bootstrap CIs) and scaling_gaps.csv",
+    ),
+    "figure-scaling": (
+        "equidyn.figures.scaling:scaling_figure",
+        [_a("--scaling-csv", required=True), _a("--curves-csv", required=True), _a("--axis", required=True), OUT],
+        "test error against parameters, data or compute (log-log, fits with bands)",
+    ),
     "baseline": (
         "equidyn.studies.baseline_job:compute",
         [_a("--study", required=True), SETTINGS, _a("--store", required=True), OUT, THREADS],
@@ -104,6 +152,36 @@ COMMANDS: dict[str, tuple[str, list[Arg], str]] = {
             _a("--page", help="publish as docs/findings/<page>.md beside docs/findings.md (e.g. heldout)"),
         ],
         "docs/findings.md, docs/findings/*.csv and docs/img/findings/*.png from a finished run",
+    ),
+    "publish-scaling": (
+        "equidyn.findings_scaling:publish",
+        [
+            _a("--results", required=True, help="the scaling run's directory, e.g. results/scaling"),
+            _a("--docs", default="docs"),
+        ],
+        "docs/findings/scaling.md, its tables and figures from a finished scaling run",
+    ),
+    "scaling-probe": (
+        "equidyn.scaling_probe:probe",
+        [
+            _a("--config", nargs="+", required=True),
+            _a("--grid", type=int, required=True),
+            OUT,
+            _a("--steps", type=int, default=3),
+        ],
+        "peak memory and seconds per step of every (arm, size) of a scaling config (cluster requests)",
+    ),
+    "scaling-probe-one": (
+        "equidyn.scaling_probe:probe_one",
+        [
+            _a("--entry", required=True),
+            _a("--budget", type=int, required=True),
+            _a("--grid", type=int, required=True),
+            _a("--input-frames", type=int, required=True),
+            _a("--batch", type=int, required=True),
+            _a("--steps", type=int, required=True),
+        ],
+        "one (arm, size) of scaling-probe, in its own process",
     ),
     "levels-summary": (
         "equidyn.studies.levels:summary_table",

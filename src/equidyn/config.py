@@ -177,7 +177,7 @@ def check_runnable(config: dict[str, Any]) -> list[str]:
 
     problems: list[str] = []
     known = ", ".join(sorted(MODELS))
-    study_ndim = {"levels": 2, "rotation": 2, "tutorial": 2, "superres": 3}
+    study_ndim = {"levels": 2, "rotation": 2, "tutorial": 2, "superres": 3, "scaling": 2}
     for study, ndim in study_ndim.items():
         section = config.get(study)
         if not section:
@@ -197,7 +197,7 @@ def check_runnable(config: dict[str, Any]) -> list[str]:
                     f"{where}.alphas: alpha {positive} > 0, but {name!r} has no penalty for alpha to weigh; use [0]"
                 )
             frames = section.get("input_frames", 1)
-            if entry.get("residual") == "linear" and study in ("levels", "rotation") and frames < 2:
+            if entry.get("residual") == "linear" and study in ("levels", "rotation", "scaling") and frames < 2:
                 problems.append(f"{where}.residual: 'linear' extrapolates two frames, but {study}.input_frames is 1")
         epochs = section.get("training", {}).get("epochs")
         if isinstance(epochs, int) and epochs < MIN_EPOCHS:
@@ -205,6 +205,7 @@ def check_runnable(config: dict[str, Any]) -> list[str]:
                 f"{study}.training.epochs: {epochs} < {MIN_EPOCHS}, needed for checkpoints {EPOCH_CHECKPOINTS}"
             )
     problems += _level_problems(config.get("levels"))
+    problems += _scaling_problems(config)
     problems += _dynamics_problems(config)
     problems += _duplicate_problems(config)
     problems += _tutorial_problems(config.get("tutorial"))
@@ -216,7 +217,7 @@ def check_runnable(config: dict[str, Any]) -> list[str]:
 #: what identifies a study's model entry: its runs, run directories and table rows are keyed by it
 #: the key that identifies a study's model entry in paths and tables; ``label`` falls back to ``name`` where an
 #: entry has none (``studies.common.model_label``), so two entries of one network differ by their labels
-MODEL_IDENTITY = {"levels": "label", "rotation": "label", "superres": "label", "tutorial": "label"}
+MODEL_IDENTITY = {"levels": "label", "rotation": "label", "superres": "label", "tutorial": "label", "scaling": "label"}
 
 
 def _repeats(values: list[Any]) -> list[tuple[int, Any, int]]:
@@ -375,6 +376,27 @@ def _level_problems(levels: dict[str, Any] | None) -> list[str]:
         f"levels.levels: level(s) {too_high} need base plume 1 + 3·level, but levels.base.n_sims is {n_sims} "
         f"(highest possible level: {highest})"
     ]
+
+
+def _scaling_problems(config: dict[str, Any]) -> list[str]:
+    """The scaling study trains on the level study's held-out stores, and each arm's budget is its data-sweep size."""
+    section = config.get("scaling")
+    if not section:
+        return []
+    problems = []
+    levels = config.get("levels", {})
+    if levels.get("protocol", "time") != "heldout":
+        problems.append("scaling: needs levels.protocol: heldout (its runs train on the held-out level stores)")
+    missing = [lvl for lvl in section.get("levels", []) if lvl not in levels.get("levels", [])]
+    if missing:
+        problems.append(
+            f"scaling.levels: level(s) {missing} are not in levels.levels {levels.get('levels')}; the base plumes "
+            "and held-out groups are checked for those (add them there)"
+        )
+    for i, entry in enumerate(section.get("models", [])):
+        if "budget" not in entry:
+            problems.append(f"scaling.models[{i}]: needs a budget (its model size in the data sweep), not hidden")
+    return problems
 
 
 def _dynamics_problems(config: dict[str, Any]) -> list[str]:

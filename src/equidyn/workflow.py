@@ -65,6 +65,24 @@ class Workflow:
             return base
         return lambda wildcards: by_model.get(wildcards.model, {}).get(kind, {}).get(key, base)
 
+    def scaling_res(self, key: str) -> Any:
+        """A scaling run's request as a function of its ``size`` wildcard: the first tier of
+        ``scaling.resources_by_size`` whose ``max_size`` holds the run (tiers sorted by ``max_size``), else the
+        ``train`` class's value. A 600k-parameter run on 64² plumes needs many times the memory and time of a
+        1.5k one; one request for all would give every job the largest (docs/reproduction.md, the cluster plan)."""
+        base = self.res("train", key)
+        tiers = sorted(self.config.get("scaling", {}).get("resources_by_size", []), key=lambda t: t["max_size"])
+        if not tiers:
+            return base
+
+        def request(wildcards: Any) -> Any:
+            for tier in tiers:
+                if int(wildcards.size) <= int(tier["max_size"]):
+                    return tier.get(key, base)
+            return tiers[-1].get(key, base)
+
+        return request
+
     def study(self, study: str) -> StudyDescription:
         return description(study)
 

@@ -16,7 +16,7 @@ import pandas as pd
 from . import style
 
 #: run keys that do not split panels (they are the lines within one)
-LINE_KEYS = ("seed", "level")
+LINE_KEYS = ("seed", "level", "size", "fraction")
 
 
 def _panel_keys(curves: pd.DataFrame) -> list[str]:

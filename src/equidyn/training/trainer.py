@@ -370,6 +370,9 @@ def train(
         checkpoint.save(run_dir / name, {**checkpoint.load(state_dir / name), **payload_base})
     with atomic_path(run_dir / HISTORY_FILE) as tmp:
         pd.DataFrame(history).to_csv(tmp, index=False)
+    per_epoch = task.n("train")
+    if settings.max_batches:
+        per_epoch = min(per_epoch, settings.max_batches * settings.batch_size)
     summary = {
         **payload_base,
         "params": n_params,
@@ -379,6 +382,9 @@ def train(
         "best_val": best_val,
         "stopped_early": stale >= settings.patience,
         "train_seconds": sum(r["seconds"] for r in history),
+        # issue 23: what the compute of a run is counted from (forward FLOPs per sample × samples seen)
+        "train_samples_per_epoch": per_epoch,
+        "samples_seen": per_epoch * epoch,
         # issue 14: what a cluster request is sized from
         "seconds_per_epoch": statistics.median(r["seconds"] for r in history),
         "device": str(device),
