@@ -77,6 +77,7 @@ include: "rules/tutorial.smk"
 include: "rules/dynamics.smk"
 include: "rules/claims.smk"
 include: "rules/convergence.smk"
+include: "rules/exponax.smk"
 
 
 # Tables, figures, the claims and the convergence report run on the node that runs Snakemake, not as cluster jobs:

@@ -231,3 +231,63 @@ def test_the_group_orbits_agree_between_c4_and_d4() -> None:
     """C4's elements are D4's first four, index by index, so the C4 data EE is the D4 orbit's first four members."""
     for g, h in itertools.product(range(4), repeat=2):
         assert C4().compose(g, h) == D4().compose(g, h)
+
+
+# ---------------------------------------------------------------- CLI, config, table
+
+
+def test_the_config_validates_and_names_each_flow_by_its_key() -> None:
+    from pathlib import Path
+
+    from equidyn.config import load_config, validate_config
+    from equidyn.studies.exponax import flow_settings
+
+    root = Path(__file__).resolve().parents[1]
+    config = validate_config(load_config([root / "config" / "config.yaml", root / "config" / "exponax.yaml"]))
+    section = config["exponax"]
+    assert set(section["flows"]) == {"decaying", "kolmogorov"}
+    physics, _, sampling = flow_settings(section["flows"]["kolmogorov"], "kolmogorov")
+    assert physics.flow == "kolmogorov" and physics.nodes == 64 and sampling.n_trajectories == 64
+    assert all(t < sampling.n_trajectories for t in section["symmetry_check"]["trajectories"])
+    with pytest.raises(ValueError, match="the key names the flow"):
+        flow_settings({"physics": {"flow": "decaying"}}, "kolmogorov")
+    bad = {**config, "exponax": {"flows": {"kolmogorov": {"physics": {"refine": 3}}}}}
+    with pytest.raises(ValueError, match="refine"):
+        validate_config(bad)
+
+
+def test_cli_subcommands_reach_the_study_functions() -> None:
+    from equidyn.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["exponax-data", "--settings", "{}", "--flow", "kolmogorov", "--out", "x.zarr"])
+    assert args._target == "equidyn.studies.exponax:generate" and args.flow == "kolmogorov"
+    args = parser.parse_args(["exponax-symmetry", "--store", "s", "--out", "o.json", "--trajectories", "1", "2"])
+    assert args._target == "equidyn.studies.exponax:symmetry" and args.trajectories == [1, 2]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["exponax-data", "--settings", "{}", "--flow", "channel", "--out", "x"])
+
+
+def test_data_table_has_one_row_per_flow_with_its_elements_and_lineage(tmp_path) -> None:
+    import pandas as pd
+
+    from equidyn.atomic import write_json
+    from equidyn.studies.exponax import TABLE_COLUMNS, data_table
+
+    files = []
+    for flow, broken in (("kolmogorov", 0.5), ("decaying", 1e-15)):
+        by_element = {name: {"element": g, "rel_l1": 0.0 if g in (0, 2) else broken, "kept": g in (0, 2)}
+                      for g, name in enumerate(D4.ELEMENT_NAMES)}  # fmt: skip
+        record = {"flow": flow, "group": "D4", "trajectories": [5, 6], "n_frames": 3, "frame_dt": 0.1,
+                  "data_ee_c4": broken, "data_ee_c4_rel": broken, "data_ee_d4": broken, "data_ee_d4_rel": broken,
+                  "data_ee_c4_rel_first_frame": broken, "data_ee_d4_rel_first_frame": broken,
+                  "kept": ["identity", "rot180"], "broken": [], "by_element": by_element, "data_sha": flow}  # fmt: skip
+        files.append(str(tmp_path / f"{flow}.json"))
+        write_json(files[-1], record)
+    data_table(files, tmp_path / "t.csv", {"flows": {}})
+    table = pd.read_csv(tmp_path / "t.csv")
+    assert table.flow.tolist() == ["decaying", "kolmogorov"] and table.n_trajectories.tolist() == [2, 2]
+    assert list(table.columns[: len(TABLE_COLUMNS)]) == list(TABLE_COLUMNS)
+    assert [c for c in table.columns if c.startswith("rel_l1_")] == [f"rel_l1_{name}" for name in D4.ELEMENT_NAMES]
+    assert table[["config_sha", "git_rev", "data_sha"]].notna().all().all()
+    assert table.kept.tolist() == ["identity rot180"] * 2
