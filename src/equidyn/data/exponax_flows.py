@@ -29,7 +29,7 @@ simulated grid is acted on with :meth:`GridGroup.act_about_node` and the stored 
 subsampling commutes with the pair (tested).
 
 **Stability.** exponax's default ``dt = 0.05`` with ``ν = 10⁻³`` goes to NaN within 50 steps at 64² (measured:
-CFL 1.6 at the first step). At ``ν = 0.01`` on 64² nodes ``dt = 0.02`` (CFL up to ≈ 0.7) went NaN after t ≈ 55;
+CFL 1.6 at the first step). At ``ν = 0.01`` on 64² nodes ``dt = 0.02`` (CFL up to ≈ 0.7) went NaN between t = 50 and 60;
 ``dt = 0.015`` (CFL ≤ 0.64) and ``dt = 0.01`` (CFL ≤ 0.41) stayed finite for 100 T on 16 trajectories. Every store
 is therefore checked, and refused, if a frame is not finite, if the CFL number ``max|v| dt / (L/M)`` of a stored
 frame exceeds :data:`CFL_MAX`, or (decaying) if the energy grows between frames; the numbers are kept in the store's
