@@ -78,6 +78,7 @@ include: "rules/dynamics.smk"
 include: "rules/claims.smk"
 include: "rules/convergence.smk"
 include: "rules/scaling.smk"
+include: "rules/exponax.smk"
 
 
 # Tables, figures, the claims and the convergence report run on the node that runs Snakemake, not as cluster jobs:

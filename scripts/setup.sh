@@ -41,7 +41,7 @@ want=$(cat requirements/lock.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements/lock.txt
     .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
-    .venv/bin/python -c 'import escnn.nn, phi.torch.flow, zarr, snakemake, equidyn' 2>/dev/null ||
-        { echo "environment check failed: an import of escnn/phiflow/zarr/snakemake/equidyn does not work" >&2; exit 1; }
+    .venv/bin/python -c 'import escnn.nn, phi.torch.flow, zarr, snakemake, exponax, equidyn' 2>/dev/null ||
+        { echo "environment check failed: an import of escnn/phiflow/zarr/snakemake/exponax/equidyn does not work" >&2; exit 1; }
     echo "$want" >"$stamp"
 fi

@@ -35,6 +35,9 @@ def test_lock_pins_the_critical_versions() -> None:
     assert pins["pandas"].startswith("2.3")
     assert pins["phiflow"].startswith("3.")
     assert "py3nj" not in pins  # optional Fortran build, deliberately left out (docs/decisions.md)
+    # exponax on the newest jax that runs on numpy 1 (docs/decisions.md, "exponax and jax (issue 24)")
+    assert pins["exponax"] == "0.2.0"
+    assert pins["jax"] == pins["jaxlib"] == "0.6.2"
 
 
 def test_pyproject_dependencies_match_the_lock() -> None:

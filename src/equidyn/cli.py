@@ -409,6 +409,21 @@ COMMANDS: dict[str, tuple[str, list[Arg], str]] = {
         [_a("--claims-csv", required=True), OUT],
         "figures/claims.pdf (forest plot of the claims table)",
     ),
+    "exponax-data": (
+        "equidyn.studies.exponax:generate",
+        [SETTINGS, _a("--flow", required=True, choices=["decaying", "kolmogorov"]), OUT],
+        "simulate one exponax flow's trajectories into a store (exponax.flows.<flow> as --settings)",
+    ),
+    "exponax-symmetry": (
+        "equidyn.studies.exponax:symmetry",
+        [_a("--store", required=True), OUT, _a("--trajectories", type=int, nargs="+", default=None)],
+        "an exponax store's symmetry check: simulate-then-act against act-then-simulate per D4 element, data EE",
+    ),
+    "exponax-data-table": (
+        "equidyn.studies.exponax:data_table",
+        [_a("--symmetry-files", nargs="+", required=True), OUT, SETTINGS],
+        "tables/exponax_data_equivariance.csv",
+    ),
 }
 
 

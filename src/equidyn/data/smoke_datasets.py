@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from ..measures.equivariance import orbit_equivariance_error
 from ..settings import settings_from_dict
 from ..store import content_sha256, open_store, write_store
 from ..symmetry import C4, FieldLayout
@@ -267,8 +268,7 @@ def data_equivariance_error(
         d = d[:, slice(start, stop)]
         if d.shape[1] == 0:
             raise ValueError(f"data EE frame window [{start}:{stop}] selects no frame of the {n} stored")
-    per_group = [np.mean([np.abs(g[0] - g[j]).mean() for j in (1, 2, 3)]) for g in d.reshape(-1, 4, *d.shape[1:])]
-    return float(np.mean(per_group))
+    return orbit_equivariance_error(d.reshape(-1, 4, *d.shape[1:]))["ee"]
 
 
 def level_splits(level_ds: xr.Dataset) -> dict[str, list[int]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+import numpy as np
 import torch
 
 from ..symmetry import FieldLayout, GridGroup
@@ -56,3 +57,21 @@ def equivariance_error(
         "output_mean_abs": mean_abs,
         "ee_by_element": {str(g): v for g, v in by_element.items()},
     }
+
+
+def orbit_equivariance_error(orbits: np.ndarray) -> dict[str, float]:
+    """The data EE of group orbits of simulations whose elements were undone: ``orbits`` is
+    ``(n_orbits, members, …)`` with member 0 the untransformed simulation and member ``j`` the simulation of the
+    ``j``-th element's image, acted back by its inverse.
+
+    ``ee`` is the mean over orbits of ``mean_j mean |d₀ − d_j|`` (``j ≥ 1``, means over every remaining axis): for
+    four C4 members exactly the levels' data EE ([W22], ``smoke_datasets.data_equivariance_error``), 0 for data
+    whose dynamics keep the group. ``ee_rel`` divides by ``mean |d₀|``.
+    """
+    if orbits.ndim < 3 or orbits.shape[1] < 2:
+        raise ValueError(f"need (n_orbits, members >= 2, ...) orbits, got shape {orbits.shape}")
+    d = orbits.astype(np.float64, copy=False)
+    members = range(1, d.shape[1])
+    per_orbit = [np.mean([np.abs(o[0] - o[j]).mean() for j in members]) for o in d]
+    ee = float(np.mean(per_orbit))
+    return {"ee": ee, "ee_rel": ee / float(np.mean(np.abs(d[:, 0])))}

@@ -108,23 +108,25 @@ def _spatial_gradient(x: Tensor, ndim: int, order: int = 2) -> list[Tensor]:
 
 
 def generator_action(x: Tensor, layout: FieldLayout, generator: Tensor, order: int = 2) -> Tensor:
-    """``A x`` for a tensor ``(batch, channels, *grid)`` laid out as ``layout`` (scalar and vector blocks).
+    """``A x`` for a tensor ``(batch, channels, *grid)`` laid out as ``layout`` (scalar, pseudoscalar and vector
+    blocks).
 
     ``A`` is the derivative at ``t = 0`` of the physical action of ``exp(tJ)``: components rotate by ``J`` and the
-    field is advected by ``−(J p)·∇``. "regular" and "sign" fields carry only a finite group's action, so they have
-    no generator and raise.
+    field is advected by ``−(J p)·∇``. A pseudoscalar differs from a scalar only under reflections, which no
+    ``exp(tJ)`` is, so it is advected like a scalar. "regular" and "sign" fields carry only a finite group's
+    action, so they have no generator and raise.
     """
     ndim = generator.shape[0]
     if x.dim() != 2 + ndim:
         raise ValueError(f"expected a (batch, channels, *grid) tensor with {ndim} grid axes, got {tuple(x.shape)}")
     expected = 0
     for kind, n in layout.blocks:
-        if kind not in ("scalar", "vector"):
+        if kind not in ("scalar", "pseudoscalar", "vector"):
             raise ValueError(
                 f"field kind {kind!r} in layout '{layout}' has no continuous rotation action; "
-                "the Lie derivative is defined for 'scalar' and 'vector' fields only"
+                "the Lie derivative is defined for 'scalar', 'pseudoscalar' and 'vector' fields only"
             )
-        expected += n * (1 if kind == "scalar" else ndim)
+        expected += n * (ndim if kind == "vector" else 1)
     if x.shape[1] != expected:
         raise ValueError(f"tensor has {x.shape[1]} channels but layout '{layout}' needs {expected} in {ndim}-D")
 
@@ -135,7 +137,7 @@ def generator_action(x: Tensor, layout: FieldLayout, generator: Tensor, order: i
     advect = -sum(jp[k] * grads[k] for k in range(ndim))  # −(J p)·∇x, every channel
     parts, start = [], 0
     for kind, n in layout.blocks:
-        if kind == "scalar":
+        if kind in ("scalar", "pseudoscalar"):
             parts.append(advect[:, start : start + n])
             start += n
         else:

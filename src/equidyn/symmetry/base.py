@@ -7,6 +7,7 @@ point and differentiable to any order. Elements are integers ``0 .. order-1``; e
 Convention (see docs/conventions.md): the action is the *physical* one,
 ``(g·f)(p) = ρ(g) f(g⁻¹ p)``, with grid axes ``(..., [z,] y, x)`` where x runs along the last axis and y along
 the second-to-last, both increasing with the index, and vector components stored in ``(x, y[, z])`` order.
+Pseudoscalar fields (vorticity) move like scalars and are multiplied by ``det ρ(g)`` (:mod:`.layout`).
 """
 
 from __future__ import annotations
@@ -86,6 +87,8 @@ class GridGroup(ABC):
             return np.ones((1, 1))
         if kind == "sign":
             return np.full((1, 1), self.sign(g))
+        if kind == "pseudoscalar":
+            return np.full((1, 1), float(round(np.linalg.det(self.matrix(g)))))
         if kind == "vector":
             return self.matrix(g).astype(float)
         if kind == "regular":
@@ -117,9 +120,27 @@ class GridGroup(ABC):
             parts.append(block)
         return self.transform_grid(torch.cat(parts, dim=1), g)
 
-    def act_numpy(self, g: int, x: np.ndarray, layout: FieldLayout) -> np.ndarray:
-        """``act`` on a numpy array (exact, dtype preserved)."""
-        return self.act(g, torch.from_numpy(np.ascontiguousarray(x)), layout).numpy()
+    def act_about_node(self, g: int, x: torch.Tensor, layout: FieldLayout) -> torch.Tensor:
+        """``act`` about grid *node* 0 of a periodic grid instead of about the grid's centre.
+
+        ``(g·f)(p) = ρ(g) f(g⁻¹ p)`` with ``p`` the index position taken modulo the grid size. On a periodic grid
+        of even size node ``n/2`` is the same centre (the two differ by a whole period). :meth:`act` turns about
+        the centre ``(n − 1)/2``, half a cell away, so the two actions differ by a translation of one cell along
+        every axis that ``g`` reverses: that is all this method adds. A periodic solver sampled at nodes (exponax)
+        whose samples are later read at the cell centres of a coarser grid needs it (:mod:`equidyn.data.exponax_flows`).
+        """
+        out = self.act(g, x, layout)
+        m = self.matrix(g)
+        dims = [-1 - i for i in range(self.ndim) if m[i].sum() < 0]  # coordinate i lives on tensor axis -1-i
+        return torch.roll(out, [1] * len(dims), dims) if dims else out
+
+    def act_numpy(self, g: int, x: np.ndarray, layout: FieldLayout, *, about: str = "centre") -> np.ndarray:
+        """``act`` (``about="centre"``) or :meth:`act_about_node` (``about="node"``) on a numpy array (exact, dtype
+        preserved)."""
+        if about not in ("centre", "node"):
+            raise ValueError(f"about must be 'centre' or 'node', got {about!r}")
+        act = self.act if about == "centre" else self.act_about_node
+        return act(g, torch.from_numpy(np.ascontiguousarray(x)), layout).numpy()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name}, order={self.order})"

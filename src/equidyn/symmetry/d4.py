@@ -27,6 +27,9 @@ class D4(GridGroup):
 
     name = "D4"
     ndim = 2
+    #: element names for tables: ``flip_y`` is ``(x, y) ↦ (x, −y)``, ``swap_xy`` ``(x, y) ↦ (y, x)``,
+    #: ``flip_x`` ``(x, y) ↦ (−x, y)``, ``swap_neg`` ``(x, y) ↦ (−y, −x)`` (tests/test_pseudoscalar.py checks them)
+    ELEMENT_NAMES = ("identity", "rot90", "rot180", "rot270", "flip_y", "swap_xy", "flip_x", "swap_neg")
 
     def __init__(self) -> None:
         self._c4 = C4()

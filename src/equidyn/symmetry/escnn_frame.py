@@ -6,7 +6,9 @@ physical frame (y along +row). A reflection conjugates rotations to their invers
 * a vector ``(u, v)`` in our frame is ``(u, −v)`` in escnn's;
 * our rotation by ``k·90°`` is escnn's rotation by ``−k·90°``;
 * channel ``c`` of a regular C4 field is escnn's channel ``−c mod 4``;
-* scalar and sign fields are unchanged.
+* scalar, sign and pseudoscalar fields are unchanged. (A pseudoscalar such as the vorticity is, physically, negated
+  by the change of frame, since the frame map is a reflection; a constant sign commutes with every group
+  element, so the models' equivariance is the same either way and the values are passed as they are.)
 
 Feeding ``(u, v)`` to escnn without this map gives a network that is equivariant to the physical rotation
 composed with ``v ↦ −v`` at odd rotations — the defect of the published code ([W22]). The models wrap
@@ -81,8 +83,9 @@ def from_escnn(x: torch.Tensor, layout: FieldLayout) -> torch.Tensor:
 def escnn_field_type(gspace, layout: FieldLayout):
     """The escnn ``FieldType`` whose representations match ``layout`` block by block (C4 or D4 gspaces).
 
-    On D4 (:func:`d4_gspace`) a vector is ``irrep(1, 1)`` and the sign field (the xy-quadrupole, −1 on quarter
-    turns and on axis mirrors) ``irrep(1, 2)``; ``regular`` fields of D4 are only used inside networks.
+    On D4 (:func:`d4_gspace`) a vector is ``irrep(1, 1)``, the sign field (the xy-quadrupole, −1 on quarter
+    turns and on axis mirrors) ``irrep(1, 2)`` and a pseudoscalar (−1 on the mirrors) ``irrep(1, 0)``; on C4 a
+    pseudoscalar is a scalar. ``regular`` fields of D4 are only used inside networks.
     """
     from escnn import nn as enn
 
@@ -92,6 +95,7 @@ def escnn_field_type(gspace, layout: FieldLayout):
         "vector": gspace.irrep(1, 1) if dihedral else gspace.irrep(1),
         "sign": gspace.irrep(1, 2) if dihedral else gspace.irrep(2),
         "regular": gspace.regular_repr,
+        "pseudoscalar": gspace.irrep(1, 0) if dihedral else gspace.trivial_repr,
     }
     if dihedral and any(kind == "regular" for kind, _ in layout.blocks):
         raise ValueError("regular D4 fields at a model's input/output have no frame map; use scalar/vector/sign")

@@ -2,7 +2,10 @@
 
 A feature tensor has shape ``(batch, channels, *grid)``. Its channels are consecutive *blocks*, each holding
 ``n`` fields of one *kind*; a field of kind ``vector`` occupies ``group.ndim`` consecutive channels (its components
-in x, y[, z] order), a ``regular`` field ``group.order`` channels, ``scalar`` and ``sign`` fields one channel.
+in x, y[, z] order), a ``regular`` field ``group.order`` channels, ``scalar``, ``sign`` and ``pseudoscalar`` fields
+one channel. A ``pseudoscalar`` (2-D vorticity ``∂x v − ∂y u``, 3-D helicity) moves with the grid like a scalar and
+is multiplied by ``det ρ(g)``: unchanged by rotations, negated by reflections, because it is defined through an
+orientation (the curl) that a reflection reverses.
 Keeping this description explicit (rather than "the first 2k channels are vectors" conventions scattered over the
 code) is what lets data generation, models and metrics share one group action.
 """
@@ -12,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-KINDS = ("scalar", "vector", "regular", "sign")
+KINDS = ("scalar", "vector", "regular", "sign", "pseudoscalar")
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ class FieldLayout:
         return cls(tuple(blocks))
 
     def field_dim(self, kind: str, ndim: int, order: int) -> int:
-        return {"scalar": 1, "sign": 1, "vector": ndim, "regular": order}[kind]
+        return {"scalar": 1, "sign": 1, "pseudoscalar": 1, "vector": ndim, "regular": order}[kind]
 
     def channels(self, ndim: int, order: int) -> int:
         """Number of tensor channels for a group acting on ``ndim``-D grids with ``order`` elements."""
