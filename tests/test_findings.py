@@ -127,3 +127,19 @@ def test_a_second_study_is_published_beside_the_first_without_touching_it(result
     assert "![claims](../img/findings/heldout/claims.png)" in page
     assert (docs / "img" / "findings" / "heldout" / "claims.png").exists()
     assert (docs / "findings" / "heldout" / "levels_summary.csv").exists()
+
+
+def test_the_main_claims_table_holds_both_protocols_when_asked(results, tmp_path):
+    """Issue 20: one claims.csv with the published-protocol rows and the generalisation rows."""
+    docs = tmp_path / "docs"
+    (docs / "findings" / "heldout").mkdir(parents=True)
+    heldout = pd.DataFrame([_claim("tied beats e2cnn", "supported", 10, float("nan"), protocol="generalisation")])
+    heldout.to_csv(docs / "findings" / "heldout" / "claims.csv", index=False)
+    args = ["publish-findings", "--results", str(results), "--docs", str(docs), "--include-page", "heldout"]
+    assert main(args) == 0
+    table = pd.read_csv(docs / "findings" / "claims.csv")
+    assert list(table.run) == ["laptop"] * 3 + ["heldout"]
+    assert table.protocol.iloc[-1] == "generalisation"
+    assert "[heldout](findings/heldout.md)" in (docs / "findings.md").read_text()
+    with pytest.raises(FileNotFoundError, match="publish the 'nope' page first"):
+        findings.publish(results, docs, include_page=["nope"])

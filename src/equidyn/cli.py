@@ -150,6 +150,7 @@ COMMANDS: dict[str, tuple[str, list[Arg], str]] = {
             _a("--results", required=True, help="one run's directory, e.g. results/laptop"),
             _a("--docs", default="docs"),
             _a("--page", help="publish as docs/findings/<page>.md beside docs/findings.md (e.g. heldout)"),
+            _a("--include-page", action="append", help="a published page whose claims join docs/findings/claims.csv"),
         ],
         "docs/findings.md, docs/findings/*.csv and docs/img/findings/*.png from a finished run",
     ),

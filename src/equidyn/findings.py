@@ -196,13 +196,23 @@ def _convergence_lines(conv) -> list[str]:
     return lines
 
 
-def publish(results: str | os.PathLike, docs: str | os.PathLike, page: str | None = None) -> Path:
+def publish(
+    results: str | os.PathLike,
+    docs: str | os.PathLike,
+    page: str | None = None,
+    include_page: list[str] | None = None,
+) -> Path:
     """Write ``docs/findings.md``, ``docs/findings/*.csv`` and ``docs/img/findings/*.png`` from ``results``.
 
     ``results`` is one run's directory (``results/laptop``) with ``tables/claims.csv``; tables and figures it
     lacks are left out of the page (and said so), never invented. ``page`` publishes a second study beside the
     first without touching it: ``docs/findings/<page>.md`` with its tables in ``docs/findings/<page>/`` and its
     figures in ``docs/img/findings/<page>/`` (the held-out level study: ``--page heldout``).
+
+    ``include_page`` (main page only): pages published before, whose claims join this run's in
+    ``docs/findings/claims.csv`` — one table with the *published protocol* rows and the *generalisation* rows (the
+    ``protocol`` column tells them apart, ``run`` names the page), as issue 20 asks; the page counts each page's
+    verdicts and links it. A listed page that has not been published is an error naming it.
     """
     import pandas as pd
 
@@ -222,7 +232,18 @@ def publish(results: str | os.PathLike, docs: str | os.PathLike, page: str | Non
     img_link = Path(os.path.relpath(img_dir, out.parent)).as_posix()
     tables_dir.mkdir(parents=True, exist_ok=True)
     img_dir.mkdir(parents=True, exist_ok=True)
-    write_csv(claims, tables_dir / "claims.csv")
+    included = []
+    if include_page and page:
+        raise ValueError("--include-page joins other pages' claims into the main page's table; not with --page")
+    for other in include_page or []:
+        path = docs / "findings" / other / "claims.csv"
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: publish the {other!r} page first (publish-findings --page {other})")
+        included.append((other, pd.read_csv(path)))
+    combined = pd.concat(
+        [claims.assign(run=results.name), *(df.assign(run=other) for other, df in included)], ignore_index=True
+    )
+    write_csv(combined if included else claims, tables_dir / "claims.csv")
 
     tables: dict[str, Any] = {}
     for name in KEY_TABLES:
@@ -250,6 +271,14 @@ def publish(results: str | os.PathLike, docs: str | os.PathLike, page: str | Non
         + f". Table: [{table_link}/claims.csv]({table_link}/claims.csv).",
         "",
     ]
+    for other, df in included:
+        counts = ", ".join(f"{v} {c}" for v, c in df["verdict"].value_counts().items())
+        protocols = ", ".join(sorted(set(map(str, df.get("protocol", pd.Series(["?"]))))))
+        lines += [
+            f"The same table holds the {len(df)} claims of [{other}](findings/{other}.md) (`run` = `{other}`; "
+            f"protocol: {protocols}; verdicts: {counts}).",
+            "",
+        ]
     answer = tables_dir / "answer.md" if page else docs / "findings" / "answer.md"
     if answer.exists():  # the author's reading of the numbers below, kept in a file of its own so a rerun keeps it
         lines += [answer.read_text().rstrip(), ""]
