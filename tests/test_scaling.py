@@ -296,7 +296,8 @@ def test_the_gap_between_two_arms_and_its_trend_have_known_answers(rng, tmp_path
     )
     params = fits[fits.axis == "params"].set_index("model")
     for model in ("convnet", "e2cnn"):
-        assert params.loc[model, "alpha_ci_low"] <= 0.6 <= params.loc[model, "alpha_ci_high"] + 0.05
+        assert params.loc[model, "exponent_ci_low"] <= 0.6 <= params.loc[model, "exponent_ci_high"] + 0.05
+        assert params.loc[model, "alpha"] == 0.0  # the model's relaxation weight, not the fit's exponent
     gap = gaps[(gaps.kind == "gap") & (gaps.axis == "params")]
     assert len(gap) == 4
     # convnet vs e2cnn: log(1 / 0.7) at every size, resolved

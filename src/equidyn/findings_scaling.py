@@ -65,16 +65,16 @@ def _learned_lines(runs) -> list[str]:
 
 def _fit_lines(fits) -> list[str]:
     lines = [
-        "| level | arm | axis | α [95 % CI] | L∞ [95 % CI] | constrained | local slope [95 % CI] |",
+        "| level | arm | axis | exponent α [95 % CI] | L∞ [95 % CI] | constrained | local slope [95 % CI] |",
         "|---|---|---|---|---|---|---|",
     ]
     for _, r in fits.iterrows():
-        if "alpha" not in r or not isinstance(r.get("x_column"), str):
+        if not isinstance(r.get("x_column"), str):
             lines.append(f"| {r.level} | {r.arm} | {r.axis} | — | — | no: {r.why_not_constrained} | — |")
             continue
         why = "yes" if bool(r.constrained) else f"no: {r.why_not_constrained}"
         lines.append(
-            f"| {r.level} | {r.arm} | {r.axis} | {_ci(r, 'alpha', 'alpha_ci_low', 'alpha_ci_high')} | "
+            f"| {r.level} | {r.arm} | {r.axis} | {_ci(r, 'exponent', 'exponent_ci_low', 'exponent_ci_high')} | "
             f"{_ci(r, 'l_inf', 'l_inf_ci_low', 'l_inf_ci_high')} | {why} | "
             f"{_ci(r, 'slope', 'slope_ci_low', 'slope_ci_high')} |"
         )
