@@ -15,6 +15,10 @@ tables the studies already wrote:
 * **W22, rotation benchmark**: RGroup and RSteer < E2CNN < ConvNet in RMSE, test-future and test-domain.
 * **TUT**: the CNN's skill degrades on rotated inputs; the equivariant model's skill is the same at every rotation
   (a *software check* of the escnn model, exact to float rounding, not a finding).
+* **exponax (issue 24)**: the level-0 comparison and issue 20's controls on each of exponax's flows — decaying
+  turbulence (equations D4-symmetric) and Kolmogorov flow (forcing breaks C4) — by the same functions
+  (:func:`central_claims`, :func:`control_claims`), and how each arm's EE differs between the flows. Every row
+  names its ``study`` (the table it reads), so two studies' answers sit side by side in one table.
 
 How each effect's interval is made follows the quantity and the design (:mod:`equidyn.stats`, docs/decisions.md
 "Intervals that respect the quantity"): positive quantities as log ratios — **Welch** between architectures
