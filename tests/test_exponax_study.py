@@ -227,6 +227,33 @@ def test_a_tiny_study_trains_evaluates_and_fills_its_tables(tmp_path, rng) -> No
 
     exponax_figure(tmp_path / "summary.csv", tmp_path / "exponax.csv", tmp_path / "exponax.pdf")
     assert (tmp_path / "exponax.png").stat().st_size > 0
+    # the measures on the best checkpoints, the dynamics table (with its flow column), convergence and the claims
+    from equidyn.studies import convergence, dynamics
+    from equidyn.studies.claims import claims_table
+
+    dyn = {"subset": {"samples": 4, "seed": 0}, "lie": {"samples": 4}, "sharpness": {"displacements": [0.01],
+           "directions": 2, "seed": 0}, "hessian": {"top_k": 1, "hutchinson": 2, "slq_runs": 1, "slq_steps": 3,
+           "seed": 0, "max_steps": 10, "tol": 1e-1}}  # fmt: skip
+    measures = []
+    for run in runs:
+        for measure in ("lie", "sharpness", "hessian"):
+            measures.append(str(tmp_path / d.run_file(run, f"{measure}_best.json")))
+            record = dynamics.measure(
+                "exponax", measure, {"run": ex.run_settings(sec, run), "dynamics": dyn}, store,
+                tmp_path / d.run_file(run, "best.pt"), measures[-1],
+            )  # fmt: skip
+            assert record["flow"] == "decaying" and record["study"] == "exponax"
+    best_evals = [str(tmp_path / d.run_file(r, "eval_best.json")) for r in runs]
+    dyn_table = dynamics.table(measures, best_evals, tmp_path / "dynamics.csv")
+    assert list(dyn_table.columns[:5]) == ["study", "model", "alpha", "level", "flow"] and len(dyn_table) == 4
+    assert dyn_table[["hessian_lambda_max", "lie_derivative", "skill_vs_skip"]].notna().all().all()
+    grid = {**sec, "flows": {"decaying": sec["flows"]["decaying"]}, "models": sec["models"][::2][:2]}
+    conv = convergence.study_table("exponax", grid, tmp_path, tmp_path / "conv.csv", tmp_path / "curves.pdf")
+    assert len(conv) == 4 and set(conv.flow) == {"decaying"}
+    claims = claims_table(
+        tmp_path / "claims.csv", dynamics_csv=str(tmp_path / "dynamics.csv"), exponax_csv=str(tmp_path / "exponax.csv")
+    )
+    assert (claims.study == "exponax").all() and {"test error", "learned"} <= set(claims.family)
     # a baseline of other data is refused
     other = synthetic_store(tmp_path / "other.zarr", "decaying", np.random.default_rng(99))
     compute("exponax", baseline_settings("exponax", sec, {"flow": "decaying"}), other, tmp_path / "b2.json")
@@ -311,6 +338,10 @@ def test_the_exponax_claims_have_the_known_answer_under_their_own_study_name(tmp
     assert ee[ee.comparison == "rsteer"].effect.iloc[0] == pytest.approx(np.log(3), abs=0.1)
     # the Holm family: exactly the primary rows
     assert df.p_holm.notna().sum() == (df.role == "primary").sum() > 0
+    from equidyn.figures.claims import forest
+
+    forest(tmp_path / "claims.csv", tmp_path / "claims.pdf")
+    assert (tmp_path / "claims.png").stat().st_size > 0
 
 
 def test_the_claims_cli_takes_the_exponax_table() -> None:

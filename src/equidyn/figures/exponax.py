@@ -82,5 +82,7 @@ def exponax_figure(summary_csv: str | os.PathLike, exponax_csv: str | os.PathLik
         for ax in (top, bottom):
             ax.set_xticks(x, [_name(*arm) for arm in arms], rotation=30, ha="right", fontsize=6)
             ax.legend(frameon=False, fontsize=5)
-    fig.suptitle("exponax flows: forecast error and equivariance error per arm (95 % CI over seeds)", fontsize=8)
+    fig.suptitle(
+        "exponax flows: forecast and equivariance error per arm\n(best checkpoints; 95 % CI over seeds)", fontsize=8
+    )
     style.save(fig, out, style.lineage_footer(runs, "tables/exponax.csv, tables/exponax_summary.csv"))
