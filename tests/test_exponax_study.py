@@ -173,6 +173,20 @@ def test_the_c4_arms_are_exactly_c4_equivariant_on_vorticity_frames(label: str, 
     assert mirrors["ee_rel"] > 1e-4  # a C4 model is not built to keep the reflections
 
 
+def test_a_trained_tied_rsteer_stays_exactly_c4_equivariant_on_vorticity_frames(tmp_path, rng) -> None:
+    """The tied arm's claim holds after training, through the training job and its evaluation: its C4 EE stays at
+    float noise (RSteer's parameters held in the equivariant subspace), while nothing keeps the mirrors."""
+    store = synthetic_store(tmp_path / "decaying.zarr", "decaying", rng)
+    run = {"model": "rsteer_tied", "alpha": "0", "flow": "decaying", "seed": 0}
+    ex.train_run(ex.run_settings(section(), run), store, tmp_path / "run", model="rsteer_tied", alpha=0.0,
+                 flow="decaying", seed=0)  # fmt: skip
+    for checkpoint in ("epoch3", "best"):
+        record = json.loads((tmp_path / "run" / f"eval_{checkpoint}.json").read_text())
+        assert record["ee_rel"] < 1e-5, checkpoint
+    mirror = json.loads((tmp_path / "run" / ex.MIRROR_FILE).read_text())
+    assert mirror["best"]["ee_rel"] > 1e-4
+
+
 # ---------------------------------------------------------------- a tiny study end to end
 
 
