@@ -118,6 +118,10 @@ localrules:
     scaling_table,
     scaling_fits,
     figure_scaling,
+    exponax_data_table,
+    exponax_table,
+    exponax_summary,
+    figure_exponax,
 
 
 STUDY_TARGETS = {
@@ -126,6 +130,8 @@ STUDY_TARGETS = {
     "superres": rules.superres_all.input,
     "tutorial": rules.tutorial_all.input,
     "scaling": rules.scaling_all.input,
+    # the exponax study's rules exist only with an exponax section (rules/exponax.smk)
+    **({"exponax": rules.exponax_all.input} if "exponax" in config else {}),
 }
 
 

@@ -3,7 +3,13 @@
 
 
 # the tables of the studies `all` runs (config `studies`); a claim whose study is left out is not tested
-CLAIM_TABLES = {"levels": "levels", "superres": "superres", "rotation": "rotation_benchmark", "tutorial": "tutorial"}
+CLAIM_TABLES = {
+    "levels": "levels",
+    "superres": "superres",
+    "rotation": "rotation_benchmark",
+    "tutorial": "tutorial",
+    "exponax": "exponax",
+}
 
 
 rule claims_table:

@@ -83,10 +83,11 @@ def documented_commands() -> list[tuple[str, list[str]]]:
 
 
 def rule_names() -> set[str]:
-    """The workflow's rule names: every ``rule NAME:`` and every rule named in a loop (``name: f"figure_…"``)."""
+    """The workflow's rule names: every ``rule NAME:`` (also one indented under an ``if``, as the exponax rules are)
+    and every rule named in a loop (``name: f"figure_…"``)."""
     names = set()
     for path in [ROOT / "Snakefile", *(ROOT / "rules").glob("*.smk")]:
-        names |= set(re.findall(r"^rule (\w+):", path.read_text(), re.M))
+        names |= set(re.findall(r"^[ \t]*rule (\w+):", path.read_text(), re.M))
     return names
 
 

@@ -143,3 +143,28 @@ def test_the_main_claims_table_holds_both_protocols_when_asked(results, tmp_path
     assert "[heldout](findings/heldout.md)" in (docs / "findings.md").read_text()
     with pytest.raises(FileNotFoundError, match="publish the 'nope' page first"):
         findings.publish(results, docs, include_page=["nope"])
+
+
+def test_an_exponax_run_publishes_its_tables_and_says_which_arms_beat_both_trivial_forecasts(results, tmp_path):
+    """``publish-findings --page exponax`` (issue 24): the study's summary, data EE and runs tables are copied and
+    the page counts the (arm, flow) rows that beat persistence and the linear extrapolation."""
+    tables = results / "tables"
+    rows = {
+        "model": ["e2cnn", "rsteer", "rsteer"],
+        "alpha": [0.0, 0.0, 0.0],
+        "flow": ["decaying", "decaying", "kolmogorov"],
+    }
+    rows |= {"checkpoint": ["best"] * 3, "beats_trivial_95": [True, True, False]}
+    rows |= {"test_rmse_skill_vs_linear_extrapolation": [0.5, 0.4, -0.1], **LINEAGE}
+    pd.DataFrame(rows).to_csv(tables / "exponax_summary.csv", index=False)
+    pd.DataFrame({"flow": ["decaying"], "data_ee_d4_rel": [1e-15], **LINEAGE}).to_csv(
+        tables / "exponax_data_equivariance.csv", index=False
+    )
+    pd.DataFrame({"model": ["e2cnn"], "flow": ["decaying"], **LINEAGE}).to_csv(tables / "exponax.csv", index=False)
+    docs = tmp_path / "docs"
+    assert main(["publish-findings", "--results", str(results), "--docs", str(docs), "--page", "exponax"]) == 0
+    page = (docs / "findings" / "exponax.md").read_text()
+    for name in ("exponax_summary", "exponax_data_equivariance", "exponax", "claims"):
+        assert (docs / "findings" / "exponax" / f"{name}.csv").exists(), name
+    assert "2 of 3 (arm, flow) rows beat both with 95 % confidence" in page
+    assert "lowest skill over the linear extrapolation -0.1 (rsteer α=0.0, kolmogorov)" in page

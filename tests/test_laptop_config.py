@@ -28,6 +28,8 @@ def test_laptop_config_is_valid_and_runnable(laptop):
 
 def test_every_compared_model_has_at_least_five_seeds(laptop):
     for name, module in STUDIES.items():
+        if name not in laptop:  # a study with a config of its own (scaling, exponax) has no laptop section
+            continue
         section = laptop[name]
         for run_key in {tuple(sorted((k, v) for k, v in r.items() if k != "seed")) for r in module.runs(section)}:
             seeds = {r["seed"] for r in module.runs(section) if all(r[k] == v for k, v in run_key)}

@@ -17,8 +17,12 @@ from equidyn.workflow import Workflow
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
-# the scaling study is not part of the demo (issue 23): its grid comes from its own config
-SECTIONS = {**DEMO, "scaling": yaml.safe_load((ROOT / "config" / "scaling.yaml").read_text())["scaling"]}
+# the scaling and exponax studies are not part of the demo (issues 23, 24): their grids come from their own configs
+SECTIONS = {
+    **DEMO,
+    "scaling": yaml.safe_load((ROOT / "config" / "scaling.yaml").read_text())["scaling"],
+    "exponax": yaml.safe_load((ROOT / "config" / "exponax.yaml").read_text())["exponax"],
+}
 
 
 @pytest.mark.parametrize("name", sorted(catalog.STUDIES))

@@ -56,6 +56,40 @@ def scaling_cluster_plan() -> str:
     return out.stdout + out.stderr
 
 
+@pytest.fixture(scope="module")
+def exponax_plan() -> str:
+    """The exponax study (issue 24) planned as docs/reproduction.md says, on the local profile."""
+    out = snakemake("all", "-n", "--nolock", "--profile", "profiles/local", "--configfile", "config/exponax.yaml")
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout + out.stderr
+
+
+def test_the_exponax_plan_has_every_run_its_baselines_and_measures(exponax_plan: str) -> None:
+    """Data, symmetry check and trivial forecasts once per flow; one training job per (arm, flow, seed); the three
+    measures of every selected run at its best checkpoint; the tables, figure, claims and convergence once."""
+    import yaml
+
+    from equidyn.studies import exponax_study
+
+    config = yaml.safe_load((ROOT / "config" / "exponax.yaml").read_text())
+    section, selection = config["exponax"], config["dynamics"]["runs"]
+    runs = exponax_study.runs(section)
+    measured = [r for r in runs if any(r["model"] in s.get("model", [r["model"]]) for s in selection)]
+    stats = job_stats(exponax_plan)
+    flows = len(section["flows"])
+    assert stats["exponax_train"] == len(runs) == 100
+    for rule in ("exponax_data", "exponax_symmetry", "baseline_exponax"):
+        assert stats[rule] == flows, rule
+    for measure in ("lie", "sharpness", "hessian"):
+        assert stats[f"measure_{measure}_exponax"] == len(measured) == 60
+    for rule in ("exponax_data_table", "exponax_table", "exponax_summary", "figure_exponax", "dynamics_table",
+                 "claims_table", "figure_claims", "convergence_study", "convergence_table", "all"):  # fmt: skip
+        assert stats[rule] == 1, rule
+    assert "levels_train" not in stats and "levels_base" not in stats  # the study trains on its own data only
+    assert "figure_ee_vs_alpha" not in stats and "figure_lambda_max_vs_skill" not in stats  # level figures
+    assert stats["total"] == len(runs) + 3 * len(measured) + 3 * flows + 10
+
+
 def test_the_cluster_scaling_plan_sizes_each_job_by_its_model_size(scaling_cluster_plan: str) -> None:
     import yaml
 
@@ -100,13 +134,14 @@ def declared_localrules() -> set[str]:
 
 
 def test_tables_figures_claims_and_reports_are_local_rules_and_nothing_else_is(
-    slurm_plan: str, scaling_cluster_plan: str
+    slurm_plan: str, scaling_cluster_plan: str, exponax_plan: str
 ) -> None:
     """On a cluster each table or figure job would otherwise wait in the SLURM queue, about 30 of them in a serial
-    chain at the end of the run: every gathering rule of the cluster plans (the paper study's and the scaling
-    study's, including the dynamically named figure rules) is a local rule, and no data, training or measure rule
-    is."""
-    planned = (set(job_stats(slurm_plan)) | set(job_stats(scaling_cluster_plan))) - {"total"}
+    chain at the end of the run: every gathering rule of the plans (the paper study's, the scaling study's and the
+    exponax study's, including the dynamically named figure rules) is a local rule, and no data, training or measure
+    rule is."""
+    plans = (slurm_plan, scaling_cluster_plan, exponax_plan)
+    planned = set().union(*(job_stats(plan) for plan in plans)) - {"total"}
     local = declared_localrules()
     assert local <= planned, f"localrules names rules the plan does not have: {sorted(local - planned)}"
     gathering = {r for r in planned if GATHERING_RULE.match(r)}

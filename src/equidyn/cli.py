@@ -400,6 +400,7 @@ COMMANDS: dict[str, tuple[str, list[Arg], str]] = {
             _a("--superres-csv"),
             _a("--rotation-csv"),
             _a("--tutorial-csv"),
+            _a("--exponax-csv"),
             _a("--levels-protocol", default="time", choices=["time", "heldout"]),
             OUT,
         ],
@@ -424,6 +425,44 @@ COMMANDS: dict[str, tuple[str, list[Arg], str]] = {
         "equidyn.studies.exponax:data_table",
         [_a("--symmetry-files", nargs="+", required=True), OUT, SETTINGS],
         "tables/exponax_data_equivariance.csv",
+    ),
+    "exponax-train": (
+        "equidyn.studies.exponax_study:train_run",
+        [
+            SETTINGS,
+            _a("--store", required=True),
+            _a("--model", required=True),
+            _a("--alpha", type=float, required=True),
+            _a("--flow", required=True, choices=["decaying", "kolmogorov"]),
+            _a("--seed", type=int, required=True),
+            _a("--run-dir", required=True),
+            THREADS,
+        ],
+        "train one (model, alpha, flow, seed) run of the exponax study",
+    ),
+    "exponax-table": (
+        "equidyn.studies.exponax_tables:runs_table",
+        [
+            _a("--eval-files", nargs="+", required=True),
+            _a("--mirror-files", nargs="+", required=True),
+            _a("--data-table-path", required=True),
+            OUT,
+        ],
+        "tables/exponax.csv: one row per evaluated checkpoint of the exponax study",
+    ),
+    "exponax-summary": (
+        "equidyn.studies.exponax_tables:summary_table",
+        [
+            _a("--exponax-csv", required=True),
+            _a("--baselines", nargs="+", default=None, help="baseline JSONs (analysis/baselines/exponax/)"),
+            OUT,
+        ],
+        "tables/exponax_summary.csv: mean and 95% CI over seeds, skill over both trivial forecasts",
+    ),
+    "figure-exponax": (
+        "equidyn.figures.exponax:exponax_figure",
+        [_a("--summary-csv", required=True), _a("--exponax-csv", required=True), OUT],
+        "figures/exponax.pdf: test RMSE against the trivial forecasts, and C4/mirror EE, per flow and arm",
     ),
 }
 

@@ -177,7 +177,7 @@ def check_runnable(config: dict[str, Any]) -> list[str]:
 
     problems: list[str] = []
     known = ", ".join(sorted(MODELS))
-    study_ndim = {"levels": 2, "rotation": 2, "tutorial": 2, "superres": 3, "scaling": 2}
+    study_ndim = {"levels": 2, "rotation": 2, "tutorial": 2, "superres": 3, "scaling": 2, "exponax": 2}
     for study, ndim in study_ndim.items():
         section = config.get(study)
         if not section:
@@ -197,7 +197,7 @@ def check_runnable(config: dict[str, Any]) -> list[str]:
                     f"{where}.alphas: alpha {positive} > 0, but {name!r} has no penalty for alpha to weigh; use [0]"
                 )
             frames = section.get("input_frames", 1)
-            if entry.get("residual") == "linear" and study in ("levels", "rotation", "scaling") and frames < 2:
+            if entry.get("residual") == "linear" and study in FORECASTING and frames < 2:
                 problems.append(f"{where}.residual: 'linear' extrapolates two frames, but {study}.input_frames is 1")
         epochs = section.get("training", {}).get("epochs")
         if isinstance(epochs, int) and epochs < MIN_EPOCHS:
@@ -217,7 +217,16 @@ def check_runnable(config: dict[str, Any]) -> list[str]:
 #: what identifies a study's model entry: its runs, run directories and table rows are keyed by it
 #: the key that identifies a study's model entry in paths and tables; ``label`` falls back to ``name`` where an
 #: entry has none (``studies.common.model_label``), so two entries of one network differ by their labels
-MODEL_IDENTITY = {"levels": "label", "rotation": "label", "superres": "label", "tutorial": "label", "scaling": "label"}
+MODEL_IDENTITY = {
+    "levels": "label",
+    "rotation": "label",
+    "superres": "label",
+    "tutorial": "label",
+    "scaling": "label",
+    "exponax": "label",
+}
+#: the studies that forecast from ``input_frames`` frames (a ``residual: linear`` skip needs two)
+FORECASTING = ("levels", "rotation", "scaling", "exponax")
 
 
 def _repeats(values: list[Any]) -> list[tuple[int, Any, int]]:
@@ -414,8 +423,15 @@ def _dynamics_problems(config: dict[str, Any]) -> list[str]:
         if not section:
             problems.append(f"dynamics.runs[{i}].study: {study!r} has no config section")
             continue
-        models = [m.get("name") for m in section.get("models", [])]
-        keys = (("seed", section.get("seeds", [])), ("level", section.get("levels")), ("model", models))
+        # a run's model key is its entry's label (default: its name), so a selection names labels (rsteer_tied)
+        models = [m.get("label", m.get("name")) for m in section.get("models", [])]
+        flows = list(section["flows"]) if study == "exponax" and "flows" in section else None
+        keys = (
+            ("seed", section.get("seeds", [])),
+            ("level", section.get("levels")),
+            ("flow", flows),
+            ("model", models),
+        )
         for key, configured in keys:
             if key not in selection:
                 continue

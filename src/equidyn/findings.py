@@ -34,6 +34,10 @@ KEY_TABLES = (
     "tutorial_ceiling",
     "dynamics",
     "convergence",
+    # the exponax study (issue 24): its summary, the flows' data EE and the per-run table the claims are made from
+    "exponax_summary",
+    "exponax_data_equivariance",
+    "exponax",
 )
 SOURCES = {
     "BLOG": "the BLOG post on relaxed equivariance and training dynamics (docs/references.md [BLOG])",
@@ -172,6 +176,17 @@ def _baseline_lines(tables: dict[str, Any]) -> list[str]:
             f"- `levels_summary.csv` (linear extrapolation of the two input frames, test RMSE — the skip the level "
             f"models correct): {better} of {len(rows)} model rows beat it with 95 % confidence, {worse} are worse, "
             f"{len(rows) - better - worse} indistinguishable."
+        )
+    ex = tables.get("exponax_summary")
+    if ex is not None and "beats_trivial_95" in ex:
+        rows = ex[ex["checkpoint"] == "best"]
+        beat = int(rows["beats_trivial_95"].astype(str).str.lower().eq("true").sum())
+        worst = rows.loc[rows["test_rmse_skill_vs_linear_extrapolation"].idxmin()]
+        lines.append(
+            f"- `exponax_summary.csv` (persistence and the linear extrapolation, test RMSE on the held-out "
+            f"trajectories): {beat} of {len(rows)} (arm, flow) rows beat both with 95 % confidence; lowest skill "
+            f"over the linear extrapolation {_fmt(worst['test_rmse_skill_vs_linear_extrapolation'])} "
+            f"({worst['model']} α={worst['alpha']}, {worst['flow']})."
         )
     tut = tables.get("tutorial")
     if tut is not None and "r2" in tut:

@@ -20,9 +20,7 @@ from .studies.catalog import STUDIES, description, measurable
 from .studies.description import StudyDescription
 
 #: tables made from several studies' runs, so declared by none of them
-# exponax_data_equivariance: the exponax flows' data EE (issue 24), declared here until its training study has a
-# description of its own
-OTHER_TABLES = ("dynamics", "claims", "exponax_data_equivariance")
+OTHER_TABLES = ("dynamics", "claims")
 # What a ``dynamics.runs`` entry may set for its runs besides the filters: the measures' memory knobs only
 # (``subset.batch_size``, ``hessian.vector_chunk``, ``lie.batch_size``), which do not change a measured value.
 MEASURE_OVERRIDES = ("subset", "hessian", "lie")

@@ -51,5 +51,7 @@ def compute(study: str, settings: dict[str, Any], store: str | os.PathLike, out:
         record["scores_linear_extrapolation"] = {split: score(task, linear, split) for split in splits}
     if study == "levels":
         record["level"] = int(data.attrs["level"])
+    if study == "exponax":
+        record["flow"] = str(data.attrs["flow"])
     write_json(out, record)
     return record

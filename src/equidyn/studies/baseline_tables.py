@@ -16,12 +16,13 @@ def _read(files: list[str]) -> list[dict[str, Any]]:
     return [read_json(path) for path in files]
 
 
-def _skill(summary, metric: str, baseline_col: str) -> None:
-    """``<metric>_skill = 1 − model/baseline`` with its 95 % CI (the baseline is one number per store, so the
-    seed CI of the model's mean carries over): > 0 beats the baseline, 0 is no better, 1 is perfect."""
-    summary[f"{metric}_skill"] = 1 - summary[f"{metric}_mean"] / summary[baseline_col]
-    summary[f"{metric}_skill_ci_low"] = 1 - summary[f"{metric}_ci_high"] / summary[baseline_col]
-    summary[f"{metric}_skill_ci_high"] = 1 - summary[f"{metric}_ci_low"] / summary[baseline_col]
+def _skill(summary, metric: str, baseline_col: str, name: str | None = None) -> None:
+    """``<metric>_skill = 1 − model/baseline`` (or ``name``) with its 95 % CI (the baseline is one number per
+    store, so the seed CI of the model's mean carries over): > 0 beats the baseline, 0 is no better, 1 is perfect."""
+    name = name or f"{metric}_skill"
+    summary[name] = 1 - summary[f"{metric}_mean"] / summary[baseline_col]
+    summary[f"{name}_ci_low"] = 1 - summary[f"{metric}_ci_high"] / summary[baseline_col]
+    summary[f"{name}_ci_high"] = 1 - summary[f"{metric}_ci_low"] / summary[baseline_col]
 
 
 def _check_data(summary, records: list[dict[str, Any]], on: str | None = None) -> None:
@@ -77,4 +78,25 @@ def join_superres(summary, files: list[str]):
     summary["baseline_test_mae"] = record["scores"]["test"]["mae"]
     summary["baseline_test_rmse"] = record["scores"]["test"]["rmse"]
     _skill(summary, "test_mae", "baseline_test_mae")
+    return summary
+
+
+def join_exponax(summary, files: list[str]):
+    """Per flow, both trivial forecasts of the same test windows and the skill over each with its 95 % CI:
+    ``persistence_test_rmse``, ``linear_extrapolation_test_rmse``, ``test_rmse_skill_vs_persistence``,
+    ``test_rmse_skill_vs_linear_extrapolation`` (``_ci_low``/``_ci_high``), and ``beats_trivial_95``: whether the
+    arm beats both with 95 % confidence (both skills' lower bounds above 0)."""
+    records = _read(files)
+    _check_data(summary, records, on="flow")
+    by_flow = {r["flow"]: r for r in records}
+    missing = sorted(set(summary["flow"]) - set(by_flow))
+    if missing:
+        raise ValueError(f"no trivial baseline for flow(s) {missing}")
+    summary["persistence_test_rmse"] = summary["flow"].map(lambda f: by_flow[f]["scores"]["test"]["rmse"])
+    summary["linear_extrapolation_test_rmse"] = summary["flow"].map(lambda f: _linear(by_flow[f], "test"))
+    _skill(summary, "test_rmse", "persistence_test_rmse", "test_rmse_skill_vs_persistence")
+    _skill(summary, "test_rmse", "linear_extrapolation_test_rmse", "test_rmse_skill_vs_linear_extrapolation")
+    summary["beats_trivial_95"] = (summary["test_rmse_skill_vs_persistence_ci_low"] > 0) & (
+        summary["test_rmse_skill_vs_linear_extrapolation_ci_low"] > 0
+    )
     return summary

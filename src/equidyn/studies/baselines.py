@@ -27,14 +27,21 @@ BASELINES: dict[str, tuple[str, tuple[str, ...]]] = {
     "levels": ("persistence", ("test",)),
     "rotation": ("persistence", ("test_future", "test_domain")),
     "superres": ("interpolated_input", ("test",)),
+    "exponax": ("persistence", ("test",)),
 }
+#: the studies whose baseline is one file per value of a run key (one store each), and that key
+PER_STORE_KEY = {"levels": "level", "exponax": "flow"}
 
 
 def baseline_file(study: str) -> str:
-    """Where a study's baseline lies below ``results/<name>/`` (a pattern in ``{level}`` for the level study)."""
+    """Where a study's baseline lies below ``results/<name>/`` (a pattern in ``{level}`` for the level study, in
+    ``{flow}`` for the exponax study)."""
     if study not in BASELINES:
         raise ValueError(f"no baseline for study {study!r}; have {sorted(BASELINES)}")
-    return "analysis/baselines/levels/level{level}.json" if study == "levels" else f"analysis/baselines/{study}.json"
+    if study in PER_STORE_KEY:
+        key = PER_STORE_KEY[study]
+        return f"analysis/baselines/{study}/{key}{{{key}}}.json"
+    return f"analysis/baselines/{study}.json"
 
 
 def baseline_settings(study: str, section: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:

@@ -8,10 +8,12 @@ modules import nothing heavy at module level, so this stays cheap for the Snakef
 
 from __future__ import annotations
 
-from . import levels, rotation, scaling, superres, tutorial
+from . import exponax_study, levels, rotation, scaling, superres, tutorial
 from .description import StudyDescription, StudyModule
 
-STUDIES: dict[str, StudyModule] = {m.DESCRIPTION.name: m for m in (levels, rotation, superres, tutorial, scaling)}
+STUDIES: dict[str, StudyModule] = {
+    m.DESCRIPTION.name: m for m in (levels, rotation, superres, tutorial, scaling, exponax_study)
+}
 
 
 def study(name: str) -> StudyModule:

@@ -15,6 +15,10 @@ tables the studies already wrote:
 * **W22, rotation benchmark**: RGroup and RSteer < E2CNN < ConvNet in RMSE, test-future and test-domain.
 * **TUT**: the CNN's skill degrades on rotated inputs; the equivariant model's skill is the same at every rotation
   (a *software check* of the escnn model, exact to float rounding, not a finding).
+* **exponax (issue 24)**: the level-0 comparison and issue 20's controls on each of exponax's flows — decaying
+  turbulence (equations D4-symmetric) and Kolmogorov flow (forcing breaks C4) — by the same functions
+  (:func:`central_claims`, :func:`control_claims`), and how each arm's EE differs between the flows. Every row
+  names its ``study`` (the table it reads), so two studies' answers sit side by side in one table.
 
 How each effect's interval is made follows the quantity and the design (:mod:`equidyn.stats`, docs/decisions.md
 "Intervals that respect the quantity"): positive quantities as log ratios — **Welch** between architectures
@@ -51,6 +55,7 @@ log = logging.getLogger(__name__)
 COLUMNS = (
     "claim",
     "source",
+    "study",
     "protocol",
     "family",
     "role",
@@ -322,22 +327,35 @@ def _flatness(rows: list[dict], sub, col: str, a: Arm, b: Arm, claim: str, sourc
     )
 
 
-def level0_claims(levels, dynamics) -> list[dict]:
-    """BLOG on symmetric data (the lowest level, 0): relaxed vs strict in test RMSE and in curvature (Welch: the
-    arms are different architectures and share only the seed number)."""
+def central_claims(best, measured, where: str) -> list[dict]:
+    """BLOG's comparison on one dataset, ``where`` ("symmetric data (level 0)"): relaxed vs strict in test RMSE
+    (``best``: the best-checkpoint rows of a runs table, or ``None``) and in curvature (``measured``: ``(where,
+    checkpoint, dynamics rows)`` per measured checkpoint); Welch, because the arms are different architectures and
+    share only the seed number."""
     rows: list[dict] = []
-    found = _level0_best(levels)
-    if found is not None:
-        lowest, best = found
+    if best is not None:
         for relaxed in RELAXED_2D:
-            claim = f"On symmetric data (level {lowest}) the relaxed model forecasts better than the strict one"
+            claim = f"On {where} the relaxed model forecasts better than the strict one"
             _test_rmse(rows, best, Arm(relaxed), Arm(STRICT_2D), claim, "BLOG", paired=False)
-    for lowest, ckpt, sub in _level0_measured(dynamics):
+    for measured_where, ckpt, sub in measured:
         for relaxed in RELAXED_2D:
             for col in DYNAMICS_QUANTITIES:
-                claim = f"On symmetric data (level {lowest}) the relaxed model is in a flatter minimum"
+                claim = f"On {measured_where} the relaxed model is in a flatter minimum"
                 _flatness(rows, sub, col, Arm(relaxed), Arm(STRICT_2D), claim, "BLOG", ckpt, paired=False)
     return rows
+
+
+def _symmetric_level(lowest) -> str:
+    return f"symmetric data (level {lowest})"
+
+
+def level0_claims(levels, dynamics) -> list[dict]:
+    """BLOG on symmetric data (the lowest level, 0): :func:`central_claims` on the level table."""
+    found = _level0_best(levels)
+    best = None if found is None else found[1]
+    where = _symmetric_level(found[0]) if found is not None else ""
+    measured = [(_symmetric_level(lowest), ckpt, sub) for lowest, ckpt, sub in _level0_measured(dynamics)]
+    return central_claims(best, measured, where)
 
 
 def learned_comparable(skill_a: dict[int, float], skill_b: dict[int, float]) -> str:
@@ -356,11 +374,12 @@ def learned_comparable(skill_a: dict[int, float], skill_b: dict[int, float]) -> 
     return f"unclear (skill difference {est.mean:+.3f} [{est.ci_low:+.3f}, {est.ci_high:+.3f}])"
 
 
-def control_arm_claims(levels, dynamics) -> list[dict]:
-    """Issue 20's controls at the lowest level, where a run has them (config/heldout.yaml):
+def control_claims(best, measured, where: str, on: str) -> list[dict]:
+    """Issue 20's controls on one dataset (``where``: "symmetric data (level 0)"; ``on``: "level 0"), where a run
+    has them; ``best`` and ``measured`` as in :func:`central_claims`:
 
     * **Every arm learns**: its test skill over the trivial forecast its own skip implements (linear extrapolation)
-      is above 0, per arm (one-sample t over seeds; role ``check``: a precondition of every other level-0 row).
+      is above 0, per arm (one-sample t over seeds; role ``check``: a precondition of every other row).
     * **Strict vs none** and **learned vs none**: E2CNN and the C4-augmented ConvNet against the ConvNet in test
       RMSE (augmented vs plain ConvNet is *paired*: same architecture and seed, so the same initial weights and
       data order; the augmentation draws from its own stream).
@@ -372,9 +391,7 @@ def control_arm_claims(levels, dynamics) -> list[dict]:
     from ..stats import mean_ci
 
     rows: list[dict] = []
-    found = _level0_best(levels)
-    if found is not None:
-        lowest, best = found
+    if best is not None:
         if "skill_vs_skip" in best:
             for (model, alpha), arm in best.groupby(["model", "alpha"]):
                 skill = _by_seed(arm, "skill_vs_skip")
@@ -382,7 +399,7 @@ def control_arm_claims(levels, dynamics) -> list[dict]:
                     continue
                 rows.append(
                     _row(
-                        f"Every arm learns on level {lowest}: it beats the linear extrapolation its skip implements",
+                        f"Every arm learns on {on}: it beats the linear extrapolation its skip implements",
                         "issue 20",
                         "learned",
                         "test skill over the skip (1 − RMSE/RMSE_skip)",
@@ -406,14 +423,101 @@ def control_arm_claims(levels, dynamics) -> list[dict]:
                 "the tied RSteer forecasts better than the E2CNN, whose function class it shares",
             ),
         ):
-            _test_rmse(rows, best, a, b, f"On symmetric data (level {lowest}) {text}", "issue 20", paired)
-    for lowest, ckpt, sub in _level0_measured(dynamics):
+            _test_rmse(rows, best, a, b, f"On {where} {text}", "issue 20", paired)
+    for measured_where, ckpt, sub in measured:
         for a, b, paired, text in (
             (Arm(RELAXED_2D[0]), Arm(TIED_2D), True, "the free RSteer is flatter than the tied one"),
             (Arm(TIED_2D), Arm(STRICT_2D), False, "the tied RSteer is flatter than the E2CNN"),
         ):
-            claim = f"On symmetric data (level {lowest}) {text}"
+            claim = f"On {measured_where} {text}"
             _flatness(rows, sub, "hessian_lambda_max", a, b, claim, "issue 20", ckpt, paired)
+    return rows
+
+
+def control_arm_claims(levels, dynamics) -> list[dict]:
+    """Issue 20's controls at the lowest level (config/heldout.yaml): :func:`control_claims` on the level table."""
+    found = _level0_best(levels)
+    best = None if found is None else found[1]
+    where, on = (_symmetric_level(found[0]), f"level {found[0]}") if found is not None else ("", "")
+    measured = [(_symmetric_level(lowest), ckpt, sub) for lowest, ckpt, sub in _level0_measured(dynamics)]
+    return control_claims(best, measured, where, on)
+
+
+#: the exponax flows (issue 24) as the claims name them: the symmetry their equations keep is part of the name
+EXPONAX_FLOWS = {
+    "decaying": "exponax decaying turbulence (equations D4-symmetric)",
+    "kolmogorov": "exponax Kolmogorov flow (forcing breaks C4, keeps the half turn)",
+}
+#: the arms whose EE the exponax flows are compared in (the E2CNN and the tied RSteer are exactly C4-equivariant,
+#: so their C4 EE is float noise on both flows); the ConvNets are the controls
+EXPONAX_EE_ARMS = (*RELAXED_2D, UNCONSTRAINED_2D, AUGMENTED_2D)
+
+
+def _exponax_measured(dynamics, flow: str):
+    """``(where, checkpoint, rows)`` of the measured exponax runs of ``flow``, one per checkpoint."""
+    if dynamics is None or dynamics.empty or "flow" not in dynamics:
+        return []
+    ex = dynamics[(dynamics.study == "exponax") & (dynamics.flow == flow)]
+    if ex.empty:
+        return []
+    return [(EXPONAX_FLOWS[flow], ckpt, ex[ex.checkpoint == ckpt]) for ckpt in CHECKPOINTS]
+
+
+def exponax_claims(exponax, dynamics) -> list[dict]:
+    """The central comparison and issue 20's controls on each exponax flow (issue 24), with the machinery of the
+    level study (:func:`central_claims`, :func:`control_claims`: Welch between architectures, paired within, the
+    primary rows in the one Holm family), and how each arm's EE differs between the flows (:func:`exponax_ee_claims`).
+    ``exponax``: the study's runs table (``exponax.csv``); ``dynamics``: ``dynamics.csv`` (its ``exponax`` rows)."""
+    rows: list[dict] = []
+    have = set() if exponax is None or exponax.empty else set(exponax.flow)
+    if dynamics is not None and "flow" in dynamics:
+        have |= set(dynamics[dynamics.study == "exponax"].flow.dropna())
+    for flow in [f for f in EXPONAX_FLOWS if f in have]:
+        best = None
+        if exponax is not None and flow in set(exponax.flow):
+            best = exponax[(exponax.flow == flow) & (exponax.checkpoint == BEST_CHECKPOINT)]
+        where, measured = EXPONAX_FLOWS[flow], _exponax_measured(dynamics, flow)
+        rows += central_claims(best, measured, where)
+        rows += control_claims(best, measured, where, where)
+    rows += exponax_ee_claims(exponax)
+    return rows
+
+
+def exponax_ee_claims(exponax) -> list[dict]:
+    """Secondary rows: does an arm's equivariance error grow where the equations break the symmetry? Per arm, its
+    relative C4 EE and its relative EE under the mirrors (which no arm imposes) on Kolmogorov flow over those on
+    decaying turbulence (log ratio, Welch: the runs share the architecture and seed but not the data). The ConvNets
+    are the controls: an unconstrained CNN's EE can grow with the data's as well."""
+    rows: list[dict] = []
+    if exponax is None or exponax.empty or not {"decaying", "kolmogorov"} <= set(exponax.flow):
+        return rows
+    best = exponax[exponax.checkpoint == BEST_CHECKPOINT]
+    quantities = [("ee_rel", "relative C4 EE", EXPONAX_EE_ARMS)]
+    if "ee_mirror_rel" in best:  # every arm: none imposes the mirrors
+        quantities.append(("ee_mirror_rel", "relative EE under the D4 mirrors", tuple(dict.fromkeys(best.model))))
+    for column, name, arms in quantities:
+        for model in arms:
+            for alpha in sorted(best[best.model == model].alpha.unique()):
+                sub = best[(best.model == model) & (best.alpha == alpha)]
+                kolm, dec = sub[sub.flow == "kolmogorov"], sub[sub.flow == "decaying"]
+                va, vb = _by_seed(kolm, column), _by_seed(dec, column)
+                if len(va) < 2 or len(vb) < 2:
+                    continue
+                control = "" if model in RELAXED_2D else " (control)"
+                rows.append(
+                    _row(
+                        "A model's equivariance error is larger where the equations break the symmetry",
+                        "issue 24",
+                        "EE",
+                        f"{name}, Kolmogorov over decaying",
+                        _label(str(model), float(alpha)) + control,
+                        BEST_CHECKPOINT,
+                        "log_ratio",
+                        "positive",
+                        _estimate("log_ratio", False, va, vb),
+                        _lineage(kolm, dec),
+                    )
+                )
     return rows
 
 
@@ -695,24 +799,28 @@ def claims_table(
     superres_csv: str | None = None,
     rotation_csv: str | None = None,
     tutorial_csv: str | None = None,
+    exponax_csv: str | None = None,
     levels_protocol: str = "time",
 ):
-    """``claims.csv`` from whichever study tables the run has (each argument optional). ``levels_protocol`` labels
-    the level-study rows: ``published protocol`` (the BLOG's split in time) or ``generalisation`` (held-out plume
-    groups, issue 20); rows of the other studies are ``-``."""
+    """``claims.csv`` from whichever study tables the run has (each argument optional). Every row names its
+    ``study`` (the table it reads, so the answers of two studies can sit side by side) and its ``protocol``:
+    ``levels_protocol`` labels the level-study rows ``published protocol`` (the BLOG's split in time) or
+    ``generalisation`` (held-out plume groups, issue 20); the exponax rows are ``generalisation`` (held-out
+    trajectories, issue 24); rows of the other studies are ``-``."""
     import pandas as pd
 
     levels, dynamics = _read(levels_csv), _read(dynamics_csv)
     level_protocol = "generalisation" if levels_protocol == "heldout" else "published protocol"
-    builders: list[tuple[Callable[[], list[dict]], str]] = [
-        (lambda: level0_claims(levels, dynamics), level_protocol),
-        (lambda: ee_claims(levels), level_protocol),
-        (lambda: control_arm_claims(levels, dynamics), level_protocol),
-        (lambda: superres_claims(_read(superres_csv), dynamics), "-"),
-        (lambda: rotation_claims(_read(rotation_csv)), "-"),
-        (lambda: tutorial_claims(_read(tutorial_csv)), "-"),
+    builders: list[tuple[Callable[[], list[dict]], str, str]] = [
+        (lambda: level0_claims(levels, dynamics), "levels", level_protocol),
+        (lambda: ee_claims(levels), "levels", level_protocol),
+        (lambda: control_arm_claims(levels, dynamics), "levels", level_protocol),
+        (lambda: superres_claims(_read(superres_csv), dynamics), "superres", "-"),
+        (lambda: rotation_claims(_read(rotation_csv)), "rotation", "-"),
+        (lambda: tutorial_claims(_read(tutorial_csv)), "tutorial", "-"),
+        (lambda: exponax_claims(_read(exponax_csv), dynamics), "exponax", "generalisation"),
     ]
-    rows = [{**row, "protocol": protocol} for build, protocol in builders for row in build()]
+    rows = [{**row, "study": study, "protocol": protocol} for build, study, protocol in builders for row in build()]
     if not rows:
         raise ValueError("no claim can be tested: none of the study tables has the models the claims compare")
     df = holm_family(pd.DataFrame(rows))

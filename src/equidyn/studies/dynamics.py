@@ -172,17 +172,20 @@ def _jsonable(obj: Any) -> Any:
 
 
 def run_keys(record: dict[str, Any]) -> dict[str, Any]:
+    """A record's run keys in the table: ``level`` (levels) and ``flow`` (exponax) are empty for other studies."""
     return {
         "study": record["study"],
         "model": record["model"],
         "alpha": record["alpha"],
         "level": record.get("level"),
+        "flow": record.get("flow"),
         "seed": record["seed"],
     }
 
 
 def table(measure_files: list[str], eval_files: list[str], out: str | os.PathLike):
-    """``dynamics.csv``: one row per (study, model, alpha, level, seed, checkpoint), every measure as a column."""
+    """``dynamics.csv``: one row per (study, model, alpha, level[, flow], seed, checkpoint), every measure as a
+    column."""
     import pandas as pd
 
     rows: dict[tuple, dict[str, Any]] = {}
@@ -244,9 +247,11 @@ def table(measure_files: list[str], eval_files: list[str], out: str | os.PathLik
     for col in (*COLUMNS, *MEASURE_LINEAGE):
         if col not in df:
             df[col] = float("nan")
-    first = ["study", "model", "alpha", "level", "seed", "checkpoint", "epoch", "params"]
+    # the exponax study's flow is a column only where a table has its runs: every other table keeps its columns
+    flow = ["flow"] if df["flow"].notna().any() else []
+    first = ["study", "model", "alpha", "level", *flow, "seed", "checkpoint", "epoch", "params"]
     metrics = [c for c in ("test_rmse", "test_mae", "correction_ratio", "skill_vs_skip") if c in df]
     df = df[[*first, *metrics, "ee", "ee_rel", *COLUMNS, *LINEAGE_COLUMNS, *MEASURE_LINEAGE]]
-    df = df.sort_values(["study", "model", "alpha", "level", "seed", "checkpoint"], na_position="first")
+    df = df.sort_values(["study", "model", "alpha", "level", *flow, "seed", "checkpoint"], na_position="first")
     write_csv(df, out)
     return df

@@ -2,8 +2,8 @@
 
 The config section ``exponax`` names its flows (``decaying``, ``kolmogorov``), each with ``physics``, ``initial``
 and ``sampling`` (:mod:`equidyn.data.exponax_flows`); the flow is the key, so a section cannot call Kolmogorov flow
-"decaying". The training study on these stores is not here yet: this module is not in the study catalog, and no
-run of ``all`` reaches its rules (``snakemake exponax_all --configfile config/exponax.yaml`` does).
+"decaying". The training study on these stores, which the study catalog lists as ``exponax``, is
+:mod:`equidyn.studies.exponax_study`; the data alone are the target ``exponax_data_all``.
 """
 
 from __future__ import annotations
