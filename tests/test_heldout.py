@@ -360,3 +360,29 @@ def test_a_model_without_a_skip_is_measured_against_persistence(tmp_path, rng, s
 
     d = correction_diagnostics(task, Persistence(), "test")
     assert d["skip"] == "last" and d["correction_ratio"] == 0.0 and d["skill_vs_skip"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_extra_seeds_extend_the_arms_of_one_comparison_and_rerun_nothing() -> None:
+    """Issue 20, item 3: a claim that ≤ 20 seeds would resolve is extended by seeds of its two arms only."""
+    import copy
+    from pathlib import Path
+
+    from equidyn.config import check_runnable, load_config
+
+    root = Path(__file__).resolve().parents[1]
+    config = load_config([root / "config" / "config.yaml", root / "config" / "heldout.yaml"])
+    section = config["levels"]
+    extended = copy.deepcopy(section)
+    for entry in extended["models"]:
+        if common.model_label(entry) in ("e2cnn", "rsteer_tied"):
+            entry["extra_seeds"] = [10, 11, 12, 13]
+    before, after = levels.runs(section), levels.runs(extended)
+    added = [r for r in after if r not in before]
+    assert {r["model"] for r in added} == {"e2cnn", "rsteer_tied"} and len(added) == 8
+    assert all(r in after for r in before)
+    # an existing run's settings (its config_sha and rerun trigger) are unchanged
+    for run in before:
+        assert levels.run_settings(extended, run) == levels.run_settings(section, run)
+    bad = copy.deepcopy(config)
+    bad["levels"]["models"][2]["extra_seeds"] = [9, 10]
+    assert any("extra_seeds[0]: seed 9 is already in levels.seeds" in p for p in check_runnable(bad))

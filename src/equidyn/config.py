@@ -258,6 +258,13 @@ def _duplicate_problems(config: dict[str, Any]) -> list[str]:
         for j, entry in enumerate(models):
             for i, value, first in _repeats([float(a) for a in entry.get("alphas", [])]):
                 problems.append(f"{study}.models[{j}].alphas[{i}]: alpha {value:g} repeats alphas[{first}]")
+            study_seeds = (config.get(study) or {}).get("seeds", [])
+            for i, seed in enumerate(entry.get("extra_seeds", [])):
+                if seed in study_seeds:
+                    problems.append(
+                        f"{study}.models[{j}].extra_seeds[{i}]: seed {seed} is already in {study}.seeds (extra seeds "
+                        "add runs; a repeated seed would be the same run twice)"
+                    )
     return problems
 
 
@@ -427,7 +434,10 @@ def _dynamics_problems(config: dict[str, Any]) -> list[str]:
         models = [m.get("label", m.get("name")) for m in section.get("models", [])]
         flows = list(section["flows"]) if study == "exponax" and "flows" in section else None
         keys = (
-            ("seed", section.get("seeds", [])),
+            (
+                "seed",
+                [*section.get("seeds", []), *(s for m in section.get("models", []) for s in m.get("extra_seeds", []))],
+            ),
             ("level", section.get("levels")),
             ("flow", flows),
             ("model", models),

@@ -39,15 +39,33 @@ def format_alpha(alpha: float) -> str:
 def model_alpha_seed_runs(section: dict[str, Any], levels: list[int] | None = None) -> list[dict[str, Any]]:
     """The runs of a ``models`` × ``alphas`` × ``seeds`` grid (× ``levels`` when given), as run keys.
 
-    A model entry without ``alphas`` runs at alpha 0 only; alphas are formatted as they appear in paths.
+    A model entry without ``alphas`` runs at alpha 0 only; alphas are formatted as they appear in paths. An entry's
+    ``extra_seeds`` add seeds to that entry alone (:func:`entry_seeds`).
     """
     runs = []
     for m in section["models"]:
         for a in m.get("alphas", [0]):
-            for s in section["seeds"]:
+            for s in entry_seeds(section, m):
                 base = {"model": model_label(m), "alpha": format_alpha(a), "seed": s}
                 runs += [base] if levels is None else [{**base, "level": lvl} for lvl in levels]
     return runs
+
+
+#: a model entry's keys that choose *which* runs it has, not what a run is: left out of a run's settings, so adding
+#: an alpha or a seed to an entry changes (and reruns) no existing run
+GRID_KEYS = ("alphas", "extra_seeds")
+
+
+def entry_seeds(section: dict[str, Any], entry: dict[str, Any]) -> list[int]:
+    """The study's ``seeds``, then the entry's ``extra_seeds``: a comparison that the power estimate says ≤ 20 seeds
+    would resolve is extended by training more seeds of the two arms it compares, not of every arm (issue 20)."""
+    return [*section["seeds"], *entry.get("extra_seeds", [])]
+
+
+def run_entry(models: list[dict[str, Any]], label: str) -> dict[str, Any]:
+    """The entry whose :func:`model_label` is ``label``, without its grid keys (:data:`GRID_KEYS`): what a run's
+    settings hold of it."""
+    return {k: v for k, v in model_entry(models, label).items() if k not in GRID_KEYS}
 
 
 def model_spec(entry: dict[str, Any], in_layout: str, out_layout: str, grid: tuple[int, ...], group: str) -> ModelSpec:

@@ -70,7 +70,7 @@ def run_settings(section: dict[str, Any], run: Run) -> dict[str, Any]:
     """What determines one run: its flow's data settings (that flow's section only, so changing one flow does not
     retrain the other's runs), the task and training settings and its model entry (without the alpha grid). Adding
     a seed, an arm or an alpha changes no existing run's settings; their hash is the run's ``config_sha``."""
-    entry = {k: v for k, v in common.model_entry(section["models"], run["model"]).items() if k != "alphas"}
+    entry = common.run_entry(section["models"], run["model"])
     flow = str(run["flow"])
     return {"flow": flow, "data": section["flows"][flow], **{k: section[k] for k in RUN_KEYS}, "model": entry}
 

@@ -134,7 +134,7 @@ def run_settings(section: dict[str, Any], run: Run) -> dict[str, Any]:
     The Snakefile passes exactly this to a training job, so adding a seed, a level or an alpha to the config does
     not change — and rerun — the jobs that already exist; its hash is the run's ``config_sha``.
     """
-    entry = {k: v for k, v in common.model_entry(section["models"], run["model"]).items() if k != "alphas"}
+    entry = common.run_entry(section["models"], run["model"])
     # the level data's own settings (splits, or protocol and held-out groups): the published protocol's settings,
     # and so its runs' config_sha, stay as they were
     shared = {k: section[k] for k in RUN_KEYS if k != "splits"}

@@ -57,7 +57,7 @@ def runs(section: dict[str, Any]) -> list[dict[str, Any]]:
 
 def run_settings(section: dict[str, Any], run: Run) -> dict[str, Any]:
     """What determines one run (see :func:`equidyn.studies.levels.run_settings`)."""
-    entry = {k: v for k, v in common.model_entry(section["models"], run["model"]).items() if k != "alphas"}
+    entry = common.run_entry(section["models"], run["model"])
     return {**{k: section[k] for k in RUN_KEYS}, "model": entry}
 
 

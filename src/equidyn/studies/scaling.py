@@ -70,7 +70,7 @@ def sweep_runs(section: dict[str, Any], sweep: str, level: int | None = None) ->
         for alpha in entry.get("alphas", [0]):
             for lvl in section["levels"] if level is None else [level]:
                 for size, fraction in points:
-                    for seed in section["seeds"]:
+                    for seed in common.entry_seeds(section, entry):
                         runs.append(
                             {
                                 "model": label,
@@ -114,7 +114,7 @@ def fraction_training(training: dict[str, Any], fraction: float) -> dict[str, An
 def run_settings(section: dict[str, Any], run: Run) -> dict[str, Any]:
     """What determines one run: the task settings, the model entry at the run's size (its ``budget``), the data
     fraction and the training settings that fraction implies. Adding a size, fraction or seed reruns nothing."""
-    entry = {k: v for k, v in common.model_entry(section["models"], run["model"]).items() if k != "alphas"}
+    entry = common.run_entry(section["models"], run["model"])
     entry["budget"] = int(run["size"])
     fraction = float(run["fraction"])
     return {
