@@ -278,7 +278,9 @@ def publish(
         "",
         f"What equidyn measured in the run `{results.name}` ({run_lineage}), published by "
         f"`equidyn publish-findings --results {results} --docs {docs}`. How the run was made and what it cost: "
-        "docs/reproduction.md. Every effect is a paired comparison across seeds with a 95 % CI (docs/decisions.md).",
+        "docs/reproduction.md. Every effect is a comparison across seeds with a 95 % CI, paired where two arms "
+        "share their seeds and Welch where they do not; the `paired` and `ci_method` columns say which "
+        "(docs/decisions.md).",
         "",
         f"{len(claims)} claims; verdicts: "
         + ", ".join(f"{v} {c}" for v, c in claims["verdict"].value_counts().items())
