@@ -74,7 +74,7 @@ def test_heldout_level_zero_is_exactly_symmetric(tmp_path, rng, smooth) -> None:
 
 def test_heldout_groups_are_validated(tmp_path, rng, smooth) -> None:
     base, _ = _base(tmp_path, rng, smooth)
-    with pytest.raises(ValueError, match="base index 2 is in both 'train' and 'test'"):
+    with pytest.raises(ValueError, match=r"levels\.heldout\.test: group 2 is also in levels\.heldout\.train"):
         build_heldout_level(base, 0, {"train": [0, 2], "valid": [3], "test": [2]}, tmp_path / "x.zarr")
     with pytest.raises(ValueError, match=r"group 3 of level 3 needs base plume 12.*at least 13"):
         build_heldout_level(base, 3, {"train": [0], "valid": [3], "test": [5]}, tmp_path / "x.zarr")
@@ -371,7 +371,9 @@ def test_extra_seeds_extend_the_arms_of_one_comparison_and_rerun_nothing() -> No
 
     root = Path(__file__).resolve().parents[1]
     config = load_config([root / "config" / "config.yaml", root / "config" / "heldout.yaml"])
-    section = config["levels"]
+    section = copy.deepcopy(config["levels"])
+    for entry in section["models"]:  # the 10-seed study, before its extension
+        entry.pop("extra_seeds", None)
     extended = copy.deepcopy(section)
     for entry in extended["models"]:
         if common.model_label(entry) in ("e2cnn", "rsteer_tied"):
@@ -386,3 +388,21 @@ def test_extra_seeds_extend_the_arms_of_one_comparison_and_rerun_nothing() -> No
     bad = copy.deepcopy(config)
     bad["levels"]["models"][2]["extra_seeds"] = [9, 10]
     assert any("extra_seeds[0]: seed 9 is already in levels.seeds" in p for p in check_runnable(bad))
+
+
+def test_heldout_group_problems_are_one_check_for_the_config_and_the_builder() -> None:
+    """The config validation and the store builder report the same problems, from the one function."""
+    from equidyn.data.heldout_groups import heldout_group_problems
+
+    assert heldout_group_problems({"train": [0, 2], "valid": [3], "test": [1]}, 3, 13) == []
+    problems = heldout_group_problems({"train": [0, -1], "valid": [0], "test": [4]}, 3, 13)
+    assert problems == [
+        "levels.heldout.train: group -1 is negative",
+        "levels.heldout.valid: group 0 is also in levels.heldout.train",
+        "levels.heldout: group 4 of level 3 needs base plume 13, but there are 13 base plumes "
+        "(raise levels.base.n_sims to at least 14)",
+    ]
+    assert heldout_group_problems({"train": [0]}, 0, 13) == [
+        "levels.heldout needs a non-empty list of base indices for ['train', 'valid', 'test']; "
+        "missing ['valid', 'test']"
+    ]

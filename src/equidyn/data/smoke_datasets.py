@@ -43,6 +43,7 @@ from ..measures.equivariance import orbit_equivariance_error
 from ..settings import settings_from_dict
 from ..store import content_sha256, open_store, write_store
 from ..symmetry import C4, FieldLayout
+from .heldout_groups import check_heldout_groups, group_members
 from .smoke import PlumePhysics, PlumeSetup, simulate
 
 SPLITS = ("train", "valid", "test")
@@ -161,34 +162,6 @@ def build_level(base_path: str | os.PathLike, level: int, splits: dict[str, list
         "base": json.loads(base.attrs["settings"]),
     }
     return write_store(ds, out, settings)
-
-
-def group_members(base_index: int, level: int) -> list[int]:
-    """Base plume indices of plume group ``base_index`` of ``level`` (the published recipe has ``base_index`` 1)."""
-    return [base_index + j * level for j in range(4)]
-
-
-def check_heldout_groups(groups: dict[str, list[int]], level: int, n_base: int) -> dict[str, list[int]]:
-    """Validate the held-out groups: every split present and non-empty, no group in two splits (or twice), and
-    every member plume ``b + 3·level`` stored in the base store."""
-    missing = [s for s in SPLITS if not groups.get(s)]
-    if missing:
-        raise ValueError(f"levels.heldout needs a non-empty list of base indices for {list(SPLITS)}; missing {missing}")
-    seen: dict[int, str] = {}
-    for split in SPLITS:
-        for b in groups[split]:
-            if b in seen:
-                raise ValueError(f"levels.heldout: base index {b} is in both {seen[b]!r} and {split!r}")
-            seen[b] = split
-            top = group_members(int(b), level)[-1]
-            if int(b) < 0:
-                raise ValueError(f"levels.heldout: base index {b} is negative")
-            if top >= n_base:
-                raise ValueError(
-                    f"levels.heldout: group {b} of level {level} needs base plume {top}, but the base store has "
-                    f"{n_base} (raise levels.base.n_sims to at least {top + 1})"
-                )
-    return {s: [int(b) for b in groups[s]] for s in SPLITS}
 
 
 def build_heldout_level(
