@@ -375,4 +375,5 @@ def test_the_probe_measures_every_arm_and_size_in_its_own_process(tmp_path) -> N
     df = probe(configs, grid=8, out=tmp_path / "probe.csv", steps=1)
     assert list(df["size"]) == [400, 1600] and list(df.arm) == ["convnet", "convnet"]
     assert df.params.is_monotonic_increasing and (df.flops_per_sample > 0).all()
-    assert (df.max_rss_mb > 50).all() and (df.seconds_per_step > 0).all()
+    # the step time is recorded, never asserted (wall time is a measurement, not a test)
+    assert (df.max_rss_mb > 50).all() and df.seconds_per_step.notna().all()
