@@ -391,7 +391,8 @@ def test_extra_seeds_extend_the_arms_of_one_comparison_and_rerun_nothing() -> No
 
 
 def test_heldout_group_problems_are_one_check_for_the_config_and_the_builder() -> None:
-    """The config validation and the store builder report the same problems, from the one function."""
+    """The one check behind both the config validation (tests/test_faults.py) and the store builder
+    (test_heldout_groups_are_validated): every problem at once, each naming its config key."""
     from equidyn.data.heldout_groups import heldout_group_problems
 
     assert heldout_group_problems({"train": [0, 2], "valid": [3], "test": [1]}, 3, 13) == []

@@ -27,6 +27,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from .data.heldout_groups import heldout_group_problems
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "config" / "schema.yaml"
 
@@ -294,8 +296,6 @@ def _tutorial_problems(tutorial: dict[str, Any] | None) -> list[str]:
 def _heldout_problems(section: dict[str, Any]) -> list[str]:
     """The held-out level protocol (issue 20), checked at the most broken level the config asks for: that level's
     highest group member is the one that would otherwise fail only when the level's data were built."""
-    from equidyn.data.heldout_groups import heldout_group_problems
-
     n_sims = int(section.get("base", {}).get("n_sims", 50))
     return heldout_group_problems(section.get("heldout") or {}, max(section.get("levels", [0])), n_sims)
 

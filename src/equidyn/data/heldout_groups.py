@@ -7,8 +7,8 @@ question, so both call :func:`heldout_group_problems`; it imports nothing heavy 
 
 from __future__ import annotations
 
-#: the held-out protocol's splits, each a non-empty list of base indices
-HELDOUT_SPLITS = ("train", "valid", "test")
+#: a level store's splits; under the held-out protocol each is a non-empty list of base indices
+SPLITS = ("train", "valid", "test")
 
 
 def group_members(base_index: int, level: int) -> list[int]:
@@ -20,14 +20,14 @@ def heldout_group_problems(groups: dict[str, list[int]], level: int, n_base: int
     """Everything wrong with ``groups`` at ``level`` for a base store of ``n_base`` plumes, each problem naming the
     config key: a split missing or empty, a group in two splits (or twice), a negative index, a group whose highest
     member ``b + 3·level`` is not among the base plumes. Empty when the groups can be built."""
-    missing = [s for s in HELDOUT_SPLITS if not groups.get(s)]
+    missing = [s for s in SPLITS if not groups.get(s)]
     problems = []
     if missing:
         problems.append(
-            f"levels.heldout needs a non-empty list of base indices for {list(HELDOUT_SPLITS)}; missing {missing}"
+            f"levels.heldout needs a non-empty list of base indices for {list(SPLITS)}; missing {missing}"
         )
     seen: dict[int, str] = {}
-    for split in HELDOUT_SPLITS:
+    for split in SPLITS:
         for b in groups.get(split) or []:
             b = int(b)
             if b in seen:
@@ -51,4 +51,4 @@ def check_heldout_groups(groups: dict[str, list[int]], level: int, n_base: int) 
     problems = heldout_group_problems(groups, level, n_base)
     if problems:
         raise ValueError("; ".join(problems))
-    return {s: [int(b) for b in groups[s]] for s in HELDOUT_SPLITS}
+    return {s: [int(b) for b in groups[s]] for s in SPLITS}

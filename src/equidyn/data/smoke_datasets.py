@@ -43,10 +43,8 @@ from ..measures.equivariance import orbit_equivariance_error
 from ..settings import settings_from_dict
 from ..store import content_sha256, open_store, write_store
 from ..symmetry import C4, FieldLayout
-from .heldout_groups import check_heldout_groups, group_members
+from .heldout_groups import SPLITS, check_heldout_groups, group_members
 from .smoke import PlumePhysics, PlumeSetup, simulate
-
-SPLITS = ("train", "valid", "test")
 
 
 @dataclass(frozen=True)
