@@ -23,9 +23,7 @@ def heldout_group_problems(groups: dict[str, list[int]], level: int, n_base: int
     missing = [s for s in SPLITS if not groups.get(s)]
     problems = []
     if missing:
-        problems.append(
-            f"levels.heldout needs a non-empty list of base indices for {list(SPLITS)}; missing {missing}"
-        )
+        problems.append(f"levels.heldout needs a non-empty list of base indices for {list(SPLITS)}; missing {missing}")
     seen: dict[int, str] = {}
     for split in SPLITS:
         for b in groups.get(split) or []:
