@@ -87,7 +87,8 @@ def test_training_with_amp_runs_and_records_device_time_and_memory(rng, tmp_path
     summary = train(task, _spec("e2cnn", (8, 8), "C4", "1 vector"), settings, tmp_path / "run", seed=0, alpha=0.0)
     written = json.loads((tmp_path / "run" / "train.json").read_text())
     assert written["amp"] is True and written["device"] == "cpu" and written["gpu_peak_mem_mb"] is None
-    assert written["seconds_per_epoch"] > 0 and np.isfinite(summary["best_val"])
+    # the epoch time is recorded, never asserted (wall time is a measurement, not a test)
+    assert np.isfinite(written["seconds_per_epoch"]) and np.isfinite(summary["best_val"])
     # the checkpoint is float32 and, evaluated in float32, exactly equivariant
     from equidyn.training.checkpoint import load_model
 
