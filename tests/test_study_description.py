@@ -211,3 +211,23 @@ def test_the_study_modules_import_each_other_without_a_cycle() -> None:
 
     for module in sorted(graph):
         assert cycle_from(module, (module,)) is None, f"import cycle: {' → '.join(cycle_from(module, (module,)))}"
+
+
+def test_a_study_train_run_takes_exactly_its_run_keys_and_forwards_them_in_path_order(monkeypatch) -> None:
+    """The bound ``train_run`` replaces per-study copies: its signature names the run keys (so a missing or an unknown
+    key is a TypeError, as with a written-out signature) and it passes them on in path order."""
+    from equidyn.studies import common, scaling
+
+    calls = []
+    monkeypatch.setattr(common, "train_run", lambda training, *args, **run: calls.append((training, args, run)))
+    keys = scaling.DESCRIPTION.keys
+    run = dict(reversed([(k, i) for i, k in enumerate(keys)]))  # given in reverse order
+    scaling.train_run({"s": 1}, "store.zarr", run_dir="runs/x", **run)
+    training, args, forwarded = calls[0]
+    assert training is scaling.TRAINING and args == ({"s": 1}, "store.zarr", "runs/x")
+    assert list(forwarded) == list(keys) and forwarded == run
+    with pytest.raises(TypeError, match="seed"):
+        scaling.train_run({}, "store.zarr", "runs/x", **{k: 0 for k in keys if k != "seed"})
+    with pytest.raises(TypeError, match="flow"):
+        scaling.train_run({}, "store.zarr", "runs/x", flow="kolmogorov", **{k: 0 for k in keys})
+    assert scaling.train_run.__name__ == "train_run" and "scaling" in scaling.train_run.__doc__

@@ -6,10 +6,11 @@ study modules (their descriptions and ``run_settings``) at DAG-building time.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -268,3 +269,30 @@ def train_run(
     if training.example is not None:
         training.example(task, Path(run_dir), settings)
     return summary
+
+
+def study_train_run(training: Training, keys: Sequence[str]) -> Callable[..., dict[str, Any]]:
+    """A study's ``train_run(settings, store, run_dir, *, <keys>)``: :func:`train_run` with ``training`` bound.
+
+    Why a factory and not one wrapper per study: the wrappers were copies that differed only in their keywords. The
+    run keys (``DESCRIPTION.keys``, in path order) become keyword-only parameters of the returned function's
+    signature, so the CLI (``--threads`` only to functions that take it) and the interface test read the study's
+    keys from it, and a missing or unknown key is a ``TypeError`` naming it, as for a written-out signature.
+    """
+    keys = tuple(keys)
+    signature = inspect.Signature(
+        [inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in ("settings", "store", "run_dir")]
+        + [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY) for k in keys]
+    )
+
+    def run(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        bound = signature.bind(*args, **kwargs).arguments
+        return train_run(training, bound["settings"], bound["store"], bound["run_dir"], **{k: bound[k] for k in keys})
+
+    run.__signature__ = signature  # type: ignore[attr-defined]
+    run.__name__ = run.__qualname__ = "train_run"
+    run.__doc__ = (
+        f"Train one run of the {training.study} study (run keys {', '.join(keys)}), evaluate every checkpoint and "
+        "save the study's example; ``settings`` is the study's ``run_settings``."
+    )
+    return run

@@ -152,18 +152,8 @@ TRAINING = common.Training(
 )
 
 
-def train_run(
-    settings: dict[str, Any],
-    store: str | os.PathLike,
-    run_dir: str | os.PathLike,
-    *,
-    model: str,
-    alpha: float,
-    level: int,
-    seed: int,
-) -> dict[str, Any]:
-    """Train one run; ``settings`` is :func:`run_settings` of the study config."""
-    return common.train_run(TRAINING, settings, store, run_dir, model=model, alpha=alpha, level=level, seed=seed)
+#: ``train_run(settings, store, run_dir, *, <DESCRIPTION.keys>)`` (:func:`common.study_train_run`)
+train_run = common.study_train_run(TRAINING, DESCRIPTION.keys)
 
 
 def data_table(data_ee_files: list[str], out: str | os.PathLike, settings: dict[str, Any]):

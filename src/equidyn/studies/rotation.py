@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,6 @@ from ..lineage import LINEAGE_COLUMNS
 from ..published import W22_RMSE
 from ..runs import BEST_CHECKPOINT, checkpoint_file
 from . import common, tables
-from .common import PathLike, Settings
 from .description import Run, StudyDescription
 
 DESCRIPTION = StudyDescription(
@@ -123,9 +123,8 @@ TRAINING = common.Training(
 )
 
 
-def train_run(settings: Settings, store: PathLike, run_dir: PathLike, *, model: str, alpha: float, seed: int) -> dict:
-    """Train one (model, alpha, seed) run, then evaluate its checkpoints and save a rollout for the figure."""
-    return common.train_run(TRAINING, settings, store, run_dir, model=model, alpha=alpha, seed=seed)
+#: ``train_run(settings, store, run_dir, *, <DESCRIPTION.keys>)`` (:func:`common.study_train_run`)
+train_run = common.study_train_run(TRAINING, DESCRIPTION.keys)
 
 
 #: the per-run table's columns (then the lineage), and the (split, metric) of the score columns
@@ -133,11 +132,11 @@ TABLE_COLUMNS = ("model", "alpha", "seed", "params", "epoch", "rmse_future", "rm
 TABLE_SCORES = {"rmse_future": ("test_future", "rmse"), "rmse_domain": ("test_domain", "rmse")}
 
 
-def benchmark_table(eval_files: list[str], out: str | os.PathLike):
-    """``rotation_benchmark.csv``: one row per (model, alpha, seed) from the best checkpoint."""
-    return tables.runs_table(
-        eval_files, out, columns=TABLE_COLUMNS, scores=TABLE_SCORES, sort_by=["model", "alpha", "seed"]
-    )
+#: ``benchmark_table(eval_files, out)``: ``rotation_benchmark.csv``, one row per (model, alpha, seed) from the best
+#: checkpoint
+benchmark_table = partial(
+    tables.runs_table, columns=TABLE_COLUMNS, scores=TABLE_SCORES, sort_by=["model", "alpha", "seed"]
+)
 
 
 def _published(summary) -> None:

@@ -158,21 +158,8 @@ TRAINING = common.Training(
 )
 
 
-def train_run(
-    settings: dict[str, Any],
-    store: str | os.PathLike,
-    run_dir: str | os.PathLike,
-    *,
-    model: str,
-    alpha: float,
-    level: int,
-    size: int,
-    fraction: float,
-    seed: int,
-) -> dict[str, Any]:
-    """Train one run; ``settings`` is :func:`run_settings` of the study config."""
-    keys = {"model": model, "alpha": alpha, "level": level, "size": size, "fraction": fraction, "seed": seed}
-    return common.train_run(TRAINING, settings, store, run_dir, **keys)
+#: ``train_run(settings, store, run_dir, *, <DESCRIPTION.keys>)`` (:func:`common.study_train_run`)
+train_run = common.study_train_run(TRAINING, DESCRIPTION.keys)
 
 
 #: ``scaling.csv``'s columns: the run keys, then what was measured

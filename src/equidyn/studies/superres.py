@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,6 @@ from ..lineage import LINEAGE_COLUMNS
 from ..published import BLOG_MAE, BLOG_PARAMS, W24_MAE
 from ..runs import BEST_CHECKPOINT, checkpoint_file
 from . import common, tables
-from .common import PathLike, Settings
 from .description import Run, StudyDescription
 
 DESCRIPTION = StudyDescription(
@@ -91,9 +91,8 @@ TRAINING = common.Training(
 )
 
 
-def train_run(settings: Settings, store: PathLike, run_dir: PathLike, *, model: str, alpha: float, seed: int) -> dict:
-    """Train one (model, alpha, seed) run, then evaluate its checkpoints and save the slices for the figure."""
-    return common.train_run(TRAINING, settings, store, run_dir, model=model, alpha=alpha, seed=seed)
+#: ``train_run(settings, store, run_dir, *, <DESCRIPTION.keys>)`` (:func:`common.study_train_run`)
+train_run = common.study_train_run(TRAINING, DESCRIPTION.keys)
 
 
 #: the per-run table's columns (then the lineage), and the (split, metric) of the score columns
@@ -101,11 +100,9 @@ TABLE_COLUMNS = ("model", "alpha", "seed", "params", "epoch", "test_mae", "test_
 TABLE_SCORES = {"test_mae": ("test", "mae"), "test_rmse": ("test", "rmse")}
 
 
-def table(eval_files: list[str], out: str | os.PathLike):
-    """``superres.csv``: one row per (model, alpha, seed), best checkpoint; test MAE is a mean over samples."""
-    return tables.runs_table(
-        eval_files, out, columns=TABLE_COLUMNS, scores=TABLE_SCORES, sort_by=["model", "alpha", "seed"]
-    )
+#: ``table(eval_files, out)``: ``superres.csv``, one row per (model, alpha, seed), best checkpoint; test MAE is a mean
+#: over samples
+table = partial(tables.runs_table, columns=TABLE_COLUMNS, scores=TABLE_SCORES, sort_by=["model", "alpha", "seed"])
 
 
 def _published(summary) -> None:
