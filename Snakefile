@@ -118,10 +118,6 @@ localrules:
     scaling_table,
     scaling_fits,
     figure_scaling,
-    exponax_data_table,
-    exponax_table,
-    exponax_summary,
-    figure_exponax,
 
 
 STUDY_TARGETS = {

@@ -12,6 +12,13 @@ if "exponax" in config:
     EX_FLOWS = list(EX["flows"])
     EX_RUN = W.run_dir_pattern("exponax")
 
+    # the gathering rules run on the submitting node (as the Snakefile's localrules; declared here, where they exist)
+    localrules:
+        exponax_data_table,
+        exponax_table,
+        exponax_summary,
+        figure_exponax,
+
     rule exponax_data_all:
         input:
             expand(R("data/exponax/{flow}.zarr"), flow=EX_FLOWS),

@@ -7,12 +7,7 @@ from equidyn.studies import scaling as SCALING  # noqa: E402
 
 SC_RUN = W.run_dir_pattern("scaling")
 SC_AXES = ("params", "data", "compute")
-
-
-def scaling_part_files(sweep, level):
-    section = config["scaling"]
-    runs = SCALING.sweep_runs(section, sweep, int(level))
-    return [f for name in ("eval_best.json", "train.json", "history.csv") for f in W.run_files("scaling", name, runs)]
+SC_PART_FILES = ("eval_best.json", "train.json", "history.csv")  # what a part's table reads of each run
 
 
 rule scaling_all:
@@ -54,7 +49,7 @@ rule scaling_train:
 
 rule scaling_part:
     input:
-        runs=lambda w: scaling_part_files(w.sweep, w.level),
+        runs=lambda w: W.runs_files("scaling", SC_PART_FILES, SCALING.sweep_runs(config["scaling"], w.sweep, int(w.level))),
         store=R("data/levels/level{level}.zarr"),
     output:
         R("analysis/scaling/{sweep}_level{level}.csv"),
@@ -62,7 +57,7 @@ rule scaling_part:
         sweep="|".join(SCALING.SWEEPS),
     params:
         settings=settings_json(config.get("scaling", {})),
-        root=R("").rstrip("/"),
+        root=lambda w, output: output[0].split("/analysis/scaling/")[0],  # results/<name>
     log:
         R("logs/scaling/{sweep}_level{level}.log"),
     benchmark:

@@ -127,10 +127,14 @@ GATHERING_RULE = re.compile(r"^(all|figure_\w+|\w+_tables?|\w+_summary|convergen
 
 
 def declared_localrules() -> set[str]:
-    """The rule names of the Snakefile's ``localrules:`` directive."""
-    block = re.search(r"^localrules:\n((?:[ \t]+\w+,?[ \t]*\n)+)", (ROOT / "Snakefile").read_text(), re.M)
-    assert block, "the Snakefile declares no localrules"
-    return set(re.findall(r"\w+", block.group(1)))
+    """The rule names of every ``localrules:`` directive, the Snakefile's and those of the included rule files (a
+    study whose rules exist only with its config section declares its local rules beside them)."""
+    names: set[str] = set()
+    for path in (ROOT / "Snakefile", *sorted((ROOT / "rules").glob("*.smk"))):
+        for block in re.finditer(r"^([ \t]*)localrules:\n((?:\1[ \t]+\w+,?[ \t]*\n)+)", path.read_text(), re.M):
+            names |= set(re.findall(r"\w+", block.group(2)))
+    assert names, "the workflow declares no localrules"
+    return names
 
 
 def test_tables_figures_claims_and_reports_are_local_rules_and_nothing_else_is(
@@ -148,6 +152,20 @@ def test_tables_figures_claims_and_reports_are_local_rules_and_nothing_else_is(
     assert gathering - local == set(), "gathering rules that would be submitted to SLURM"
     assert local - gathering == set(), "local rules that do real work"
     assert {"levels_train", "measure_lie_levels", "levels_base", "tutorial_train"} <= planned - local
+
+
+#: every config a user runs, alone or (the cluster scaling plan) with the profile's config named again
+LINTED_CONFIGS = [("demo.yaml",), ("laptop.yaml",), ("heldout.yaml",), ("scaling.yaml",), ("exponax.yaml",)]
+LINTED_CONFIGS += [("paper_check.yaml",), ("slurm.yaml", "scaling_cluster.yaml")]
+
+
+@pytest.mark.parametrize("configs", LINTED_CONFIGS, ids=lambda c: "+".join(c))
+def test_snakemake_lint_is_clean_for_every_config(configs: tuple[str, ...]) -> None:
+    """``snakemake --lint`` (issue 22: "stays clean") for each study's config, since rules and localrules that exist
+    only with a config section are linted only under it; it exits 1 on any lint."""
+    out = snakemake("--lint", "--configfile", *(str(ROOT / "config" / c) for c in configs))
+    assert out.returncode == 0 and "Lints for" not in out.stdout + out.stderr, (out.stdout + out.stderr)[-3000:]
+    assert "not present in the Snakefile" not in out.stdout + out.stderr
 
 
 @pytest.mark.slow

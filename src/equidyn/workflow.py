@@ -144,6 +144,10 @@ class Workflow:
         d = description(study)
         return [self.R(d.run_file(r, name)) for r in (self.runs(study) if runs is None else runs)]
 
+    def runs_files(self, study: str, names: tuple[str, ...], runs: list[dict[str, Any]]) -> list[str]:
+        """The files ``names`` of each of ``runs`` (a part of a study's grid), grouped by name."""
+        return [f for name in names for f in self.run_files(study, name, runs)]
+
     def first_seed_runs(self, study: str, **filters: Any) -> list[dict[str, Any]]:
         first = self.config[study]["seeds"][0]
         return [r for r in self.runs(study) if r["seed"] == first and all(r[k] == v for k, v in filters.items())]
