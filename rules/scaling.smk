@@ -72,10 +72,12 @@ rule scaling_part:
 
 rule scaling_table:
     input:
-        expand(R("analysis/scaling/{sweep}_level{level}.csv"), sweep=SCALING.SWEEPS,
-               level=config.get("scaling", {}).get("levels", [])),  # fmt: skip
+        # each part's table, or the kept table that scaling.saved_parts names for it (an earlier sitting's)
+        lambda w: SCALING.part_sources(config["scaling"], lambda sweep, level: R(f"analysis/scaling/{sweep}_level{level}.csv")),
     output:
         report(W.table("scaling"), caption="../workflow/report/scaling.rst", category="6 Scaling"),
+    params:
+        settings=settings_json(config.get("scaling", {})),
     log:
         R("logs/tables/scaling.log"),
     benchmark:
@@ -84,7 +86,7 @@ rule scaling_table:
     conda:
         ENV
     shell:
-        "python -m equidyn.cli scaling-table --parts {input} --out {output} > {log} 2>&1"
+        "python -m equidyn.cli scaling-table --parts {input} --out {output} --settings {params.settings:q} > {log} 2>&1"
 
 
 rule scaling_fits:

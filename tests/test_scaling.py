@@ -129,6 +129,26 @@ def test_the_grid_has_both_sweeps_and_trains_the_shared_run_once() -> None:
         scaling.sweep_runs(SECTION, "width")
 
 
+def test_kept_parts_are_not_trained_again_but_runs_other_parts_share_are() -> None:
+    """With a part kept from an earlier sitting (``saved_parts``) the sitting trains the other parts' runs only; the
+    full-data run at the budget, shared by a kept sizes part and a fresh data part, is still trained (for the data
+    part); with every part kept, nothing is, and the convergence job says what to run instead."""
+    level = SECTION["levels"][0]
+    kept = {**SECTION, "saved_parts": {f"sizes_level{level}": "kept.csv"}}
+    fresh = [
+        r for r in scaling.runs(SECTION) if not (r["level"] == level and r not in scaling.sweep_runs(kept, "data"))
+    ]
+    as_set = lambda runs: {tuple(r.values()) for r in runs}  # noqa: E731
+    assert as_set(scaling.runs(kept)) == as_set(fresh) and len(fresh) < len(scaling.runs(SECTION))
+    assert all(r in scaling.runs(kept) for r in scaling.sweep_runs(SECTION, "data", level))
+    every = {f"{sweep}_level{lv}": "k.csv" for sweep in scaling.SWEEPS for lv in SECTION["levels"]}
+    assert scaling.runs({**SECTION, "saved_parts": every}) == []
+    from equidyn.studies import convergence
+
+    with pytest.raises(ValueError, match=r"trains no run .*scaling_all"):
+        convergence.study_table("scaling", {**SECTION, "saved_parts": every}, "results/x", "x.csv")
+
+
 def test_a_run_is_its_arm_at_its_size_and_fraction() -> None:
     run = {"model": "e2cnn", "alpha": "0", "level": 9, "size": 4000, "fraction": "1", "seed": 2}
     settings = scaling.run_settings(SECTION, run)
@@ -219,8 +239,9 @@ def test_a_tiny_scaling_study_runs_end_to_end(level_store, tmp_path) -> None:
         out = tmp_path / f"{sweep}.csv"
         scaling.part_table(section, sweep, 0, root, out)
         parts.append(str(out))
-    table = scaling.study_table(parts, tmp_path / "scaling.csv")
+    table = scaling.study_table(parts, tmp_path / "scaling.csv", settings=section)
     assert len(table) == 2 * (3 + 2 - 1)
+    assert_kept_parts_are_held_to_the_config(section, parts, tmp_path)
     assert set(table.sweeps) == {"sizes", "data", "data sizes"}
     half = table[table.fraction == 0.5].iloc[0]
     full = table[(table.fraction == 1) & (table["size"] == 600)].iloc[0]
@@ -258,6 +279,35 @@ def test_a_tiny_scaling_study_runs_end_to_end(level_store, tmp_path) -> None:
     assert "3 x values for 3 parameters" in page and "No reading of these numbers" in page
     assert (tmp_path / "docs" / "img" / "findings" / "scaling" / "scaling_params.png").exists()
     assert (tmp_path / "docs" / "findings" / "scaling_fits.csv").exists()
+
+
+def assert_kept_parts_are_held_to_the_config(section: dict, parts: list[str], tmp_path) -> None:
+    """A kept part (``saved_parts``, from an earlier sitting) is gathered only if it holds exactly its sweep's runs,
+    each trained with the settings this config gives it; the error names the file and the run."""
+    sizes = pd.read_csv(parts[0])
+    changed = {**section, "training": {**section["training"], "lr": 0.02}}
+    with pytest.raises(
+        ValueError,
+        match=r"sizes\.csv: run runs/scaling/convnet/alpha0/level0/size300/frac1/seed0 was trained with .*another",
+    ):
+        scaling.study_table(parts, tmp_path / "x.csv", settings=changed)
+    short = tmp_path / "short.csv"
+    sizes.iloc[1:].to_csv(short, index=False)
+    with pytest.raises(ValueError, match=r"short\.csv: the sizes part of level 0 .*1 runs missing"):
+        scaling.study_table([str(short), parts[1]], tmp_path / "x.csv", settings=section)
+    more_seeds = {**section, "seeds": [0, 1, 2]}
+    with pytest.raises(ValueError, match="runs missing"):
+        scaling.study_table(parts, tmp_path / "x.csv", settings=more_seeds)
+    mixed = tmp_path / "mixed.csv"
+    sizes.assign(data_sha=sizes.data_sha.where(sizes.index > 0, "0" * 64)).to_csv(mixed, index=False)
+    with pytest.raises(ValueError, match=r"level\(s\) \[0\] mix data stores"):
+        scaling.study_table([str(mixed), parts[1]], tmp_path / "x.csv")
+    # where each part comes from: the kept file named for it, else the part rule's output
+    kept = {**section, "saved_parts": {"sizes_level0": "kept/sizes_level0.csv"}}
+    fresh = lambda sweep, level: f"analysis/{sweep}_level{level}.csv"  # noqa: E731
+    assert scaling.part_sources(kept, fresh) == ["kept/sizes_level0.csv", "analysis/data_level0.csv"]
+    with pytest.raises(ValueError, match=r"saved_parts: \['sizes_level9'\] are not parts of this config"):
+        scaling.part_sources({**section, "saved_parts": {"sizes_level9": "x.csv"}}, fresh)
 
 
 def _synthetic_table(rng) -> pd.DataFrame:

@@ -110,8 +110,8 @@ COMMANDS: dict[str, tuple[str, list[Arg], str]] = {
     ),
     "scaling-table": (
         "equidyn.studies.scaling:study_table",
-        [_a("--parts", nargs="+", required=True), OUT],
-        "tables/scaling.csv: every run of the scaling study once",
+        [_a("--parts", nargs="+", required=True), OUT, _a("--settings", type=_json, default=None)],
+        "tables/scaling.csv: every run of the scaling study once (with --settings: each part checked against it)",
     ),
     "scaling-fits": (
         "equidyn.studies.scaling_analysis:analyse",

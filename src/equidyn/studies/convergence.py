@@ -55,6 +55,11 @@ def study_table(
     import pandas as pd
 
     runs = histories(study, settings, root)
+    if not runs:
+        raise ValueError(
+            f"{study}: the configuration trains no run (a scaling study whose parts are all saved_parts "
+            "is gathered by its own target, scaling_all)"
+        )
     missing = [str(p) for _, p in runs if not p.exists()]
     if missing:
         raise FileNotFoundError(f"{study}: {len(missing)} run(s) have no history, e.g. {missing[0]}")

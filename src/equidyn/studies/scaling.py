@@ -85,10 +85,14 @@ def sweep_runs(section: dict[str, Any], sweep: str, level: int | None = None) ->
 
 
 def runs(section: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every run of both sweeps, each once (the full-data run at an entry's budget is in both)."""
+    """Every run of both sweeps that this sitting trains, each once (the full-data run at an entry's budget is in
+    both): the runs of the parts not kept from an earlier sitting (``saved_parts``, :func:`part_sources`)."""
+    saved = set(section.get("saved_parts") or {})
     seen, out = set(), []
-    for sweep in SWEEPS:
-        for run in sweep_runs(section, sweep):
+    for sweep, level in [(sweep, level) for sweep in SWEEPS for level in section["levels"]]:
+        if part_name(sweep, level) in saved:
+            continue
+        for run in sweep_runs(section, sweep, int(level)):
             key = tuple(run[k] for k in DESCRIPTION.keys)
             if key not in seen:
                 seen.add(key)
@@ -248,11 +252,89 @@ def part_table(settings: dict[str, Any], sweep: str, level: int, root: str | os.
     return df
 
 
-def study_table(parts: list[str], out: str | os.PathLike):
-    """``tables/scaling.csv``: every run once, with the sweeps it belongs to (``sizes``, ``data`` or both)."""
+def part_name(sweep: str, level: int) -> str:
+    """A part's name, ``<sweep>_level<level>``: its table's file stem and its key under ``saved_parts``."""
+    return f"{sweep}_level{int(level)}"
+
+
+def part_sources(section: dict[str, Any], fresh: Any) -> list[str]:
+    """Each part's table, sweep by sweep and level by level: the file ``saved_parts`` names for it, else
+    ``fresh(sweep, level)`` (the part rule's output).
+
+    Why saved parts: on 2 cores the study is four parts of 45–75 min, and a sitting may end, or move to another
+    machine, with ``results/`` gone. A finished part's table is self-contained (every row carries its run's config
+    hash, code revision, seed and data checksum), so it can be kept (``docs/findings/scaling/parts/``) and named here
+    instead of being trained again; :func:`check_part` then holds it to the current config.
+    """
+    saved = dict(section.get("saved_parts") or {})
+    names = {part_name(sweep, level) for sweep in SWEEPS for level in section["levels"]}
+    unknown = sorted(set(saved) - names)
+    if unknown:
+        raise ValueError(f"scaling.saved_parts: {unknown} are not parts of this config (its parts: {sorted(names)})")
+    parts = [(sweep, level) for sweep in SWEEPS for level in section["levels"]]
+    return [saved.get(part_name(sweep, level)) or fresh(sweep, level) for sweep, level in parts]
+
+
+def _run_key(run: Any) -> tuple:
+    """A run's keys in one form, whether read from a CSV (numbers) or made by :func:`sweep_runs` (strings)."""
+    return (
+        str(run["model"]),
+        float(run["alpha"]),
+        int(run["level"]),
+        int(run["size"]),
+        float(run["fraction"]),
+        int(run["seed"]),
+    )
+
+
+def check_part(part, section: dict[str, Any], path: str | os.PathLike) -> None:
+    """A part's table holds exactly the runs of its sweep and level under ``section``, each trained with the settings
+    this config gives it (its ``config_sha``); otherwise a ``ValueError`` names the file and the first bad run.
+
+    Why: a kept part (``saved_parts``) may come from another sitting; one trained under other settings, or with runs
+    missing, would silently mix two studies in one fit.
+    """
+    from ..lineage import config_sha
+
+    sweeps, lvls = sorted(set(part["sweep"])), sorted(set(part["level"]))
+    if len(sweeps) != 1 or len(lvls) != 1:
+        raise ValueError(f"{path}: a part is one sweep at one level, this has sweeps {sweeps} and levels {lvls}")
+    sweep, level = sweeps[0], int(lvls[0])
+    if level not in [int(v) for v in section["levels"]]:
+        raise ValueError(f"{path}: level {level} is not in scaling.levels {section['levels']}")
+    expected = {_run_key(r): r for r in sweep_runs(section, sweep, level)}
+    rows = {_run_key(r): r for r in part.to_dict("records")}
+    missing, extra = sorted(expected.keys() - rows.keys()), sorted(rows.keys() - expected.keys())
+    if missing or extra:
+        raise ValueError(
+            f"{path}: the {sweep} part of level {level} does not match this config: "
+            f"{len(missing)} runs missing (first {missing[:1]}), {len(extra)} not in it (first {extra[:1]})"
+        )
+    for key, run in expected.items():
+        want, got = config_sha(run_settings(section, run)), str(rows[key]["config_sha"])
+        if got != want:
+            raise ValueError(
+                f"{path}: run {DESCRIPTION.run_path(run)} was trained with settings {got}, this config gives {want} "
+                "(a part from another configuration)"
+            )
+
+
+def study_table(parts: list[str], out: str | os.PathLike, settings: dict[str, Any] | None = None):
+    """``tables/scaling.csv``: every run once, with the sweeps it belongs to (``sizes``, ``data`` or both).
+
+    With ``settings`` (the ``scaling`` section) every part is first held to it (:func:`check_part`), and each level's
+    runs must share one data store checksum across parts.
+    """
     import pandas as pd
 
-    df = pd.concat([pd.read_csv(p) for p in parts], ignore_index=True)
+    frames = [pd.read_csv(p) for p in parts]
+    if settings is not None:
+        for path, part in zip(parts, frames, strict=True):
+            check_part(part, settings, path)
+    df = pd.concat(frames, ignore_index=True)
+    stores = df.groupby("level").data_sha.nunique()
+    if (stores > 1).any():
+        raise ValueError(f"scaling parts {parts}: level(s) {list(stores[stores > 1].index)} mix data stores")
     keys = list(DESCRIPTION.keys)
     sweeps = df.groupby(keys, sort=False)["sweep"].agg(lambda s: " ".join(sorted(set(s)))).rename("sweeps")
     df = df.drop(columns="sweep").drop_duplicates(subset=keys).merge(sweeps.reset_index(), on=keys)
