@@ -175,3 +175,22 @@ def test_the_check_rejects_a_broken_command(command: str) -> None:
     (argv,) = _commands(command)
     with pytest.raises((AssertionError, ValueError)):
         check(argv)
+
+
+def test_the_cli_help_lists_every_command_and_each_commands_help_renders() -> None:
+    """``equidyn --help`` (and each subcommand's) must render: argparse %-formats help strings, and prose like
+    "95% CI" or "20% of epochs" in a command's help once made every ``--help`` raise TypeError."""
+    import contextlib
+    import io
+
+    from equidyn.cli import COMMANDS, build_parser
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as done:
+        build_parser().parse_args(["--help"])
+    assert done.value.code == 0 and all(name in out.getvalue() for name in COMMANDS)
+    assert "95% CI" in out.getvalue()
+    for name in COMMANDS:
+        with contextlib.redirect_stdout(io.StringIO()), pytest.raises(SystemExit) as done:
+            build_parser().parse_args([name, "--help"])
+        assert done.value.code == 0, name

@@ -484,10 +484,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (target, args, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text)
+        # argparse %-formats help strings; the texts are plain prose ("95% CI"), so a % is a literal
+        p = sub.add_parser(name, help=help_text.replace("%", "%%"), description=help_text.replace("%", "%%"))
         p.set_defaults(_target=target)
         for flag, kw in args:
-            p.add_argument(flag, **kw)
+            p.add_argument(flag, **{**kw, "help": kw["help"].replace("%", "%%")} if "help" in kw else kw)
     return parser
 
 
