@@ -37,7 +37,8 @@ def _grid_lines(runs) -> list[str]:
         seeds = at.groupby(["model", "size", "fraction"]).seed.nunique()
         lines.append(
             f"- level {level}: {arms}; parameters {int(params.min()):,}–{int(params.max()):,} "
-            f"({_fmt(float(params.max() / params.min()), 3)}×); training windows {', '.join(map(str, windows))}; "
+            f"({_fmt(float(params.max() / params.min()), 3)}×); "
+            f"{'training windows ' + ', '.join(map(str, windows)) if windows else 'no data sweep in this table'}; "
             f"{int(seeds.min())}–{int(seeds.max())} seeds per point; {len(at)} runs, "
             f"{int(at.flattened.sum())} flattened (largest remaining change {_fmt(at.rel_change_last20.max(), 2)}); "
             f"{_fmt(at.train_seconds.sum() / 3600, 3)} h of training wall time."

@@ -36,8 +36,10 @@ def scaling_figure(
     runs = runs[runs.sweeps.str.split().apply(lambda s: sweep in s)]
     curves = pd.read_csv(curves_csv)
     curves = curves[curves.axis == axis] if not curves.empty else curves
+    from matplotlib import ticker
+
     levels = sorted(runs.level.unique())
-    fig, axes = style.figure(ncols=len(levels), width=3.4, height=2.9)
+    fig, axes = style.figure(ncols=len(levels), width=4.2, height=3.2)
     for ax, level in zip(axes[0], levels, strict=True):
         at = runs[runs.level == level]
         for (model, alpha), arm in at.groupby(["model", "alpha"], sort=True):
@@ -53,9 +55,14 @@ def scaling_figure(
             ax.scatter(arm[x], arm.test_rmse, s=10, color=colour, edgecolor="k", linewidth=0.3, label=label)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        # 1–2 decades: label 1, 2 and 5 of each decade in engineering notation (2k, 10k; 500G, 1T), not every minor tick
+        ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ticker.EngFormatter(sep=""))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.tick_params(labelsize=6)
         ax.set_xlabel(xlabel, fontsize=6)
         ax.set_ylabel("test RMSE (held-out plumes)", fontsize=6)
         ax.set_title(f"level {level}", fontsize=8)
         ax.legend(frameon=False, fontsize=5)
-    fig.suptitle(f"Scaling with {xlabel.split(' ')[0]}: seeds as points, fits L∞ + A·x^−α with 95 % bands", fontsize=7)
+    fig.suptitle(f"Scaling with {xlabel.split(' ')[0]}:\nseeds as points, fits L∞ + A·x^−α with 95 % bands", fontsize=7)
     style.save(fig, out, style.lineage_footer(runs, "tables/scaling.csv"))
