@@ -72,3 +72,22 @@ def test_snakefile_rejects_a_bad_config_at_start_up(tmp_path: Path) -> None:
     )
     assert out.returncode != 0
     assert "unknown key(s) ['epochz']" in out.stdout + out.stderr
+
+
+def test_the_kept_scaling_parts_still_belong_to_the_scaling_config() -> None:
+    """config/scaling_kept.yaml names finished parts of the scaling study committed with the findings
+    (docs/findings/scaling/parts/); the next sitting gathers them instead of training them again. Each must still be
+    exactly a part of config/scaling.yaml (its runs, each trained with the settings the config now gives it), or a
+    change to the config has made it stale and it must be trained again."""
+    import pandas as pd
+
+    from equidyn.studies import scaling
+
+    files = [ROOT / "config" / name for name in ("config.yaml", "scaling.yaml", "scaling_kept.yaml")]
+    section = load_config(files)["scaling"]
+    assert section["saved_parts"], "config/scaling_kept.yaml keeps no part"
+    for name, path in section["saved_parts"].items():
+        part = pd.read_csv(ROOT / path)
+        scaling.check_part(part, section, path)
+        assert name == scaling.part_name(part.sweep.iloc[0], part.level.iloc[0])
+        assert part.config_sha.notna().all() and part.git_rev.notna().all() and part.data_sha.nunique() == 1
