@@ -49,7 +49,8 @@ rule scaling_train:
 
 rule scaling_part:
     input:
-        runs=lambda w: W.runs_files("scaling", SC_PART_FILES, SCALING.sweep_runs(config["scaling"], w.sweep, int(w.level))),
+        runs=lambda w: W.runs_files("scaling", SC_PART_FILES, SCALING.runs_to_train(config["scaling"], w.sweep, int(w.level))),
+        kept=list(config.get("scaling", {}).get("saved_parts", {}).values()),  # rows of runs a kept part already has
         store=R("data/levels/level{level}.zarr"),
     output:
         R("analysis/scaling/{sweep}_level{level}.csv"),

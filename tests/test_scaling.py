@@ -129,18 +129,18 @@ def test_the_grid_has_both_sweeps_and_trains_the_shared_run_once() -> None:
         scaling.sweep_runs(SECTION, "width")
 
 
-def test_kept_parts_are_not_trained_again_but_runs_other_parts_share_are() -> None:
-    """With a part kept from an earlier sitting (``saved_parts``) the sitting trains the other parts' runs only; the
-    full-data run at the budget, shared by a kept sizes part and a fresh data part, is still trained (for the data
-    part); with every part kept, nothing is, and the convergence job says what to run instead."""
+def test_kept_parts_and_the_runs_they_share_are_not_trained_again() -> None:
+    """With a part kept from an earlier sitting (``saved_parts``) the sitting trains the other parts' runs only, and
+    not the full-data run at the budget that a kept sizes part shares with the fresh data part (the data part takes
+    its row from the kept one); with every part kept, nothing is, and the convergence job says what to run instead."""
     level = SECTION["levels"][0]
     kept = {**SECTION, "saved_parts": {f"sizes_level{level}": "kept.csv"}}
-    fresh = [
-        r for r in scaling.runs(SECTION) if not (r["level"] == level and r not in scaling.sweep_runs(kept, "data"))
-    ]
+    kept_sizes = scaling.sweep_runs(SECTION, "sizes", level)
+    fresh = [r for r in scaling.runs(SECTION) if r not in kept_sizes]
     as_set = lambda runs: {tuple(r.values()) for r in runs}  # noqa: E731
     assert as_set(scaling.runs(kept)) == as_set(fresh) and len(fresh) < len(scaling.runs(SECTION))
-    assert all(r in scaling.runs(kept) for r in scaling.sweep_runs(SECTION, "data", level))
+    shared = [r for r in scaling.sweep_runs(SECTION, "data", level) if r in kept_sizes]
+    assert shared and not as_set(shared) & as_set(scaling.runs_to_train(kept, "data", level))
     every = {f"{sweep}_level{lv}": "k.csv" for sweep in scaling.SWEEPS for lv in SECTION["levels"]}
     assert scaling.runs({**SECTION, "saved_parts": every}) == []
     from equidyn.studies import convergence
@@ -242,6 +242,7 @@ def test_a_tiny_scaling_study_runs_end_to_end(level_store, tmp_path) -> None:
     table = scaling.study_table(parts, tmp_path / "scaling.csv", settings=section)
     assert len(table) == 2 * (3 + 2 - 1)
     assert_kept_parts_are_held_to_the_config(section, parts, tmp_path)
+    assert_a_fresh_part_takes_shared_runs_from_a_kept_one(section, parts, root, tmp_path)
     assert set(table.sweeps) == {"sizes", "data", "data sizes"}
     half = table[table.fraction == 0.5].iloc[0]
     full = table[(table.fraction == 1) & (table["size"] == 600)].iloc[0]
@@ -308,6 +309,32 @@ def assert_kept_parts_are_held_to_the_config(section: dict, parts: list[str], tm
     assert scaling.part_sources(kept, fresh) == ["kept/sizes_level0.csv", "analysis/data_level0.csv"]
     with pytest.raises(ValueError, match=r"saved_parts: \['sizes_level9'\] are not parts of this config"):
         scaling.part_sources({**section, "saved_parts": {"sizes_level9": "x.csv"}}, fresh)
+
+
+def assert_a_fresh_part_takes_shared_runs_from_a_kept_one(section: dict, parts: list[str], root, tmp_path) -> None:
+    """With the sizes part kept, the data part's full-data runs at the budget (shared with the sizes sweep) are not
+    trained again: the sitting's grid leaves them out, and the data part's table takes their rows, lineage included,
+    from the kept part, even when their run folders are gone."""
+    import shutil
+
+    kept = {**section, "saved_parts": {"sizes_level0": parts[0]}}
+    shared = [r for r in scaling.sweep_runs(section, "data", 0) if r["fraction"] == "1"]
+    assert shared and not [r for r in scaling.runs_to_train(kept, "data", 0) if r in shared]
+    assert not [r for r in scaling.runs(kept) if r in shared]
+    moved = tmp_path / "moved"
+    for run in shared:
+        shutil.move(root / scaling.DESCRIPTION.run_path(run), moved / scaling.DESCRIPTION.run_path(run))
+    try:
+        data = scaling.part_table(kept, "data", 0, root, tmp_path / "data_kept.csv")
+    finally:
+        for run in shared:
+            shutil.move(moved / scaling.DESCRIPTION.run_path(run), root / scaling.DESCRIPTION.run_path(run))
+    before = pd.read_csv(parts[1])
+    after = pd.read_csv(tmp_path / "data_kept.csv")
+    assert len(data) == len(before) and (after.sweep == "data").all()
+    pd.testing.assert_frame_equal(after, before, check_like=True)
+    table = scaling.study_table([parts[0], str(tmp_path / "data_kept.csv")], tmp_path / "x.csv", settings=kept)
+    assert len(table) == len(scaling.sweep_runs(section, "sizes")) + len(before) - len(shared)
 
 
 def _synthetic_table(rng) -> pd.DataFrame:

@@ -156,7 +156,7 @@ def test_tables_figures_claims_and_reports_are_local_rules_and_nothing_else_is(
 
 #: every config a user runs, alone or (the cluster scaling plan) with the profile's config named again
 LINTED_CONFIGS = [("demo.yaml",), ("laptop.yaml",), ("heldout.yaml",), ("scaling.yaml",), ("exponax.yaml",)]
-LINTED_CONFIGS += [("paper_check.yaml",), ("slurm.yaml", "scaling_cluster.yaml")]
+LINTED_CONFIGS += [("paper_check.yaml",), ("slurm.yaml", "scaling_cluster.yaml"), ("scaling.yaml", "scaling_kept.yaml")]
 
 
 @pytest.mark.parametrize("configs", LINTED_CONFIGS, ids=lambda c: "+".join(c))

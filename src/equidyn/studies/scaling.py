@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,15 +85,34 @@ def sweep_runs(section: dict[str, Any], sweep: str, level: int | None = None) ->
     return runs
 
 
-def runs(section: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every run of both sweeps that this sitting trains, each once (the full-data run at an entry's budget is in
-    both): the runs of the parts not kept from an earlier sitting (``saved_parts``, :func:`part_sources`)."""
+def _parts(section: dict[str, Any]) -> list[tuple[str, int]]:
+    """Every part, ``(sweep, level)``, sweep by sweep and level by level."""
+    return [(sweep, int(level)) for sweep in SWEEPS for level in section["levels"]]
+
+
+def kept_runs(section: dict[str, Any]) -> set[tuple]:
+    """The runs (:func:`_run_key`) of the parts kept from an earlier sitting (``saved_parts``)."""
     saved = set(section.get("saved_parts") or {})
+    return {_run_key(r) for sweep, level in _parts(section) if part_name(sweep, level) in saved
+            for r in sweep_runs(section, sweep, level)}  # fmt: skip
+
+
+def runs_to_train(section: dict[str, Any], sweep: str, level: int) -> list[dict[str, Any]]:
+    """The runs of one part that this sitting trains: all of them, less those of a kept part (the full-data run at
+    an entry's budget is in both sweeps; with the sizes part kept, the data part takes that run's row from it)."""
+    kept = kept_runs(section)
+    return [r for r in sweep_runs(section, sweep, level) if _run_key(r) not in kept]
+
+
+def runs(section: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every run this sitting trains, each once (the full-data run at an entry's budget is in both sweeps): the runs
+    of the parts not kept from an earlier sitting (``saved_parts``, :func:`part_sources`), less the kept ones."""
     seen, out = set(), []
-    for sweep, level in [(sweep, level) for sweep in SWEEPS for level in section["levels"]]:
+    saved = set(section.get("saved_parts") or {})
+    for sweep, level in _parts(section):
         if part_name(sweep, level) in saved:
             continue
-        for run in sweep_runs(section, sweep, int(level)):
+        for run in runs_to_train(section, sweep, level):
             key = tuple(run[k] for k in DESCRIPTION.keys)
             if key not in seen:
                 seen.add(key)
@@ -242,8 +262,12 @@ def part_table(settings: dict[str, Any], sweep: str, level: int, root: str | os.
 
     store = open_store(Path(root) / DESCRIPTION.store_path({"level": level}))
     train_groups = json.loads(store.attrs["heldout_groups"])["train"]
+    kept = _kept_rows(settings)
     rows = []
     for run in sweep_runs(settings, sweep, level):
+        if _run_key(run) in kept:  # trained in an earlier sitting: its row, with its own lineage, from the kept part
+            rows.append({**kept[_run_key(run)], "sweep": sweep})
+            continue
         run_dir = Path(root) / DESCRIPTION.run_path(run)
         groups = chosen_groups(train_groups, float(run["fraction"]))
         rows.append({"sweep": sweep, **run_row(run_dir, dict(run), groups)})
@@ -257,22 +281,33 @@ def part_name(sweep: str, level: int) -> str:
     return f"{sweep}_level{int(level)}"
 
 
-def part_sources(section: dict[str, Any], fresh: Any) -> list[str]:
+def _kept_rows(section: dict[str, Any]) -> dict[tuple, dict[str, Any]]:
+    """The rows of the kept parts (``saved_parts``), by run (:func:`_run_key`); each part held to ``section`` first."""
+    import pandas as pd
+
+    rows: dict[tuple, dict[str, Any]] = {}
+    for path in (section.get("saved_parts") or {}).values():
+        part = pd.read_csv(path)
+        check_part(part, section, path)
+        rows.update({_run_key(r): r for r in part.to_dict("records")})
+    return rows
+
+
+def part_sources(section: dict[str, Any], fresh: Callable[[str, int], str]) -> list[str]:
     """Each part's table, sweep by sweep and level by level: the file ``saved_parts`` names for it, else
     ``fresh(sweep, level)`` (the part rule's output).
 
-    Why saved parts: on 2 cores the study is four parts of 45–75 min, and a sitting may end, or move to another
+    Why saved parts: on 2 cores the study is four parts of 45–105 min, and a sitting may end, or move to another
     machine, with ``results/`` gone. A finished part's table is self-contained (every row carries its run's config
     hash, code revision, seed and data checksum), so it can be kept (``docs/findings/scaling/parts/``) and named here
     instead of being trained again; :func:`check_part` then holds it to the current config.
     """
     saved = dict(section.get("saved_parts") or {})
-    names = {part_name(sweep, level) for sweep in SWEEPS for level in section["levels"]}
+    names = {part_name(sweep, level) for sweep, level in _parts(section)}
     unknown = sorted(set(saved) - names)
     if unknown:
         raise ValueError(f"scaling.saved_parts: {unknown} are not parts of this config (its parts: {sorted(names)})")
-    parts = [(sweep, level) for sweep in SWEEPS for level in section["levels"]]
-    return [saved.get(part_name(sweep, level)) or fresh(sweep, level) for sweep, level in parts]
+    return [saved.get(part_name(sweep, level)) or fresh(sweep, level) for sweep, level in _parts(section)]
 
 
 def _run_key(run: Any) -> tuple:
