@@ -107,15 +107,11 @@ def runs_to_train(section: dict[str, Any], sweep: str, level: int) -> list[dict[
 def runs(section: dict[str, Any]) -> list[dict[str, Any]]:
     """Every run this sitting trains, each once (the full-data run at an entry's budget is in both sweeps): the runs
     of the parts not kept from an earlier sitting (``saved_parts``, :func:`part_sources`), less the kept ones."""
-    seen, out = set(), []
-    saved = set(section.get("saved_parts") or {})
+    seen, out = kept_runs(section), []  # a kept part's runs are all kept, so its part adds none
     for sweep, level in _parts(section):
-        if part_name(sweep, level) in saved:
-            continue
-        for run in runs_to_train(section, sweep, level):
-            key = tuple(run[k] for k in DESCRIPTION.keys)
-            if key not in seen:
-                seen.add(key)
+        for run in sweep_runs(section, sweep, level):
+            if _run_key(run) not in seen:
+                seen.add(_run_key(run))
                 out.append(run)
     return out
 
