@@ -7,6 +7,10 @@ import warnings
 
 import numpy as np
 import pytest
+
+# Before torch's first MKL call: the simulators need MKL's CPU-independent path (src/equidyn/data/portable_numerics.py)
+# and refuse to run if an earlier test's MKL call fixed another one in this process.
+os.environ["MKL_CBWR"] = "COMPATIBLE"
 import torch
 
 warnings.filterwarnings("ignore", message=".*py3nj.*")

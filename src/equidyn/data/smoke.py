@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..settings import settings_from_dict
+from .portable_numerics import pin_mkl_branch
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class PlumeSetup:
 
 def simulate(setup: PlumeSetup, physics: PlumePhysics) -> np.ndarray:
     """Run all plumes of ``setup``; return kept frames ``(sim, time, 2, y, x)`` as float32 velocities at centres."""
+    pin_mkl_branch()  # the same bits on every x86 CPU (portable_numerics.py)
     out = []
     for start in range(0, len(setup), physics.batch_size):
         stop = min(start + physics.batch_size, len(setup))

@@ -50,6 +50,7 @@ import xarray as xr
 
 from ..settings import settings_from_dict
 from ..store import write_store
+from .portable_numerics import pin_mkl_branch
 
 log = logging.getLogger(__name__)
 
@@ -434,6 +435,7 @@ def simulate(settings: OfflineTurbulenceSettings) -> OfflineRun:
     Energy, dissipation and injected power are recorded after every step (a few per cent of a step's cost),
     so the energy budget and the approach to stationarity can be reported for every data set.
     """
+    pin_mkl_branch()  # torch.fft on MKL: the same bits on every x86 CPU (portable_numerics.py)
     solver = make_solver(settings)
     integ = Integrator(solver, settings.cfl, settings.dt)
     uh = solver.initial_condition(settings.seed, settings.initial_energy, settings.initial_peak_k)
