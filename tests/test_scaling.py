@@ -281,6 +281,11 @@ def test_a_tiny_scaling_study_runs_end_to_end(level_store, tmp_path) -> None:
     assert (tmp_path / "docs" / "img" / "findings" / "scaling" / "scaling_params.png").exists()
     assert (tmp_path / "docs" / "findings" / "scaling_fits.csv").exists()
 
+    # a page made from the parts kept so far: a level with its data sweep only says so instead of failing
+    (tables / "scaling.csv").write_text(table[table.sweeps == "data"].to_csv(index=False))
+    page = publish(root, tmp_path / "docs").read_text()
+    assert "- level 0: convnet; no size sweep in this table; training windows" in page
+
 
 def assert_kept_parts_are_held_to_the_config(section: dict, parts: list[str], tmp_path) -> None:
     """A kept part (``saved_parts``, from an earlier sitting) is gathered only if it holds exactly its sweep's runs,

@@ -35,9 +35,14 @@ def _grid_lines(runs) -> list[str]:
         params = at[at.sweeps.str.contains("sizes")].params
         windows = sorted(at[at.sweeps.str.contains("data")].train_windows.unique())
         seeds = at.groupby(["model", "size", "fraction"]).seed.nunique()
+        # a page made from the parts kept so far may hold only one sweep of a level
+        sizes = (
+            f"parameters {int(params.min()):,}–{int(params.max()):,} ({_fmt(float(params.max() / params.min()), 3)}×)"
+            if len(params)
+            else "no size sweep in this table"
+        )
         lines.append(
-            f"- level {level}: {arms}; parameters {int(params.min()):,}–{int(params.max()):,} "
-            f"({_fmt(float(params.max() / params.min()), 3)}×); "
+            f"- level {level}: {arms}; {sizes}; "
             f"{'training windows ' + ', '.join(map(str, windows)) if windows else 'no data sweep in this table'}; "
             f"{int(seeds.min())}–{int(seeds.max())} seeds per point; {len(at)} runs, "
             f"{int(at.flattened.sum())} flattened (largest remaining change {_fmt(at.rel_change_last20.max(), 2)}); "
