@@ -2,8 +2,9 @@
 
 Why: torch's CPU wheels link Intel MKL, and MKL picks a code path per CPU at its first call in a process (AVX-512
 kernels on a recent Intel Xeon, a generic path on AMD EPYC). PhiFlow's pressure solve (sparse CSR products in
-torch) and the offline turbulence solver (``torch.fft``) then differ in the last bits, and a few dozen steps of a
-flow carry that into the stored values. Measured: the level-0 store of ``config/scaling.yaml`` had
+torch) then differs in the last bits, and a few dozen steps of a flow carry that into the stored values. The
+offline turbulence solver's ``torch.fft`` goes through MKL too (it gave the same bits either way at 16³, but is
+pinned for the same reason). Measured: the level-0 store of ``config/scaling.yaml`` had
 ``content_sha256`` ``098bc6f8…`` on every AMD EPYC machine this project ran on, and ``1c7e4f29…`` on an Intel Xeon
 with AVX-512. A study that gathers runs from several sittings (the scaling study's kept parts) then refuses to mix
 them, correctly, because their data stores differ.
