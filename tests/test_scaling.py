@@ -342,10 +342,10 @@ def assert_a_fresh_part_takes_shared_runs_from_a_kept_one(section: dict, parts: 
     assert len(table) == len(scaling.sweep_runs(section, "sizes")) + len(before) - len(shared)
 
 
-def _synthetic_table(rng) -> pd.DataFrame:
-    """Two arms whose true curves are known: b is a factor 0.7 of a at every size (a constant log gap)."""
+def _synthetic_table(rng, arms=(("convnet", 1.0), ("e2cnn", 0.7))) -> pd.DataFrame:
+    """Arms whose true curves are known: by default b is a factor 0.7 of a at every size (a constant log gap)."""
     rows = []
-    for model, factor in (("convnet", 1.0), ("e2cnn", 0.7)):
+    for model, factor in arms:
         for size, params in zip(SIZES, SIZES * 1.02, strict=True):
             for seed in range(3):
                 y = factor * saturating_power_law(params, 0.002, 0.02, 0.6, 5000) * math.exp(rng.normal(0, 0.02))
@@ -394,6 +394,39 @@ def test_the_gap_between_two_arms_and_its_trend_have_known_answers(rng, tmp_path
     assert (gaps.config_sha == "c").all() and (fits.git_rev == "g").all()
     curves = pd.read_csv(tmp_path / "curves.csv")
     assert (curves.band_low <= curves.fit * (1 + 1e-9)).all() and (curves.fit <= curves.band_high * (1 + 1e-9)).all()
+
+
+def test_holm_adjusts_each_question_over_the_pairs_of_arms_that_ask_it(rng, tmp_path) -> None:
+    """Three arms, three pairs per question: p_holm is Holm's adjustment of exactly that family (checked by hand),
+    never below the raw p; a real gap (factor 0.7) survives it, two equal arms do not differ."""
+    arms = (("convnet", 1.0), ("e2cnn", 0.7), ("rsteer", 0.7))
+    _synthetic_table(rng, arms).to_csv(tmp_path / "scaling.csv", index=False)
+    _, gaps = scaling_analysis.analyse(
+        tmp_path / "scaling.csv", tmp_path / "fits.csv", tmp_path / "gaps.csv", tmp_path / "curves.csv", n_resamples=99
+    )
+    tested = gaps[gaps.kind.isin(["gap", "trend"])]
+    assert tested.p_holm.notna().all() and (tested.p_holm >= tested.p_value - 1e-12).all()
+    for size in SIZES:
+        family = gaps[(gaps.kind == "gap") & (gaps.axis == "params") & (gaps["size"] == size)]
+        assert len(family) == 3
+        p = family.p_value.to_numpy()
+        order = np.argsort(p)
+        by_hand = np.empty(3)
+        by_hand[order] = np.minimum(1, np.maximum.accumulate(p[order] * np.array([3, 2, 1])))
+        assert np.allclose(family.p_holm, by_hand)
+        assert (family[family.arm == "convnet"].verdict_holm == "arm higher").all()
+        equal = family[(family.arm == "e2cnn") & (family.reference == "rsteer")]
+        assert len(equal) == 1 and equal.verdict_holm.item() == "not resolved"
+    trend = gaps[(gaps.kind == "trend") & (gaps.axis == "params")]
+    assert len(trend) == 3 and (trend.verdict_holm == "not resolved").all()  # constant gaps: no trend
+    assert (gaps[gaps.kind == "crossover"].verdict_holm.fillna("") == "").all()
+
+    from equidyn.findings_scaling import _resolved_gap_lines, _trend_lines
+
+    table = pd.read_csv(tmp_path / "gaps.csv")  # what the page reads
+    resolved = "\n".join(_resolved_gap_lines(table))
+    assert "| 0 | convnet vs e2cnn | params | size 1500 |" in resolved and "arm higher" in resolved
+    assert "Holm p" in _trend_lines(table)[0]
 
 
 def test_the_trend_interval_covers_a_constant_gap_at_its_nominal_rate() -> None:

@@ -92,13 +92,35 @@ def _trend_lines(gaps) -> list[str]:
         return ["No pair of arms in this run."]
     trend = gaps[gaps.kind == "trend"]
     lines = [
-        "| level | arm vs reference | axis | mean log ratio | slope per decade [95 % CI] | verdict |",
-        "|---|---|---|---:|---|---|",
+        "| level | arm vs reference | axis | mean log ratio | slope per decade [95 % CI] | p | verdict | "
+        "Holm p | Holm verdict |",
+        "|---|---|---|---:|---|---:|---|---:|---|",
     ]
     for _, r in trend.iterrows():
         lines.append(
             f"| {r.level} | {r.arm} vs {r.reference} | {r.axis} | {_fmt(r.mean_gap)} | "
-            f"{_ci(r, 'effect', 'ci_low', 'ci_high')} | {r.verdict} |"
+            f"{_ci(r, 'effect', 'ci_low', 'ci_high')} | {_fmt(r.get('p_value'), 2)} | {r.verdict} | "
+            f"{_fmt(r.get('p_holm'), 2)} | {r.get('verdict_holm', '')} |"
+        )
+    return lines
+
+
+def _resolved_gap_lines(gaps) -> list[str]:
+    """The per-point gaps whose 95 % interval excludes 0, with their Holm-adjusted p (the rest are not resolved)."""
+    if "kind" not in gaps:
+        return ["No pair of arms in this run."]
+    gap = gaps[(gaps.kind == "gap") & (gaps.verdict != "not resolved")]
+    if gap.empty:
+        return ["No per-point gap excludes 0 at 95 %."]
+    lines = [
+        "| level | arm vs reference | axis | point | log ratio [95 % CI] | p | Holm p | Holm verdict |",
+        "|---|---|---|---|---|---:|---:|---|",
+    ]
+    for _, r in gap.iterrows():
+        point = f"size {r['size']:g}" if r.axis == "params" else f"fraction {r['fraction']:g}"
+        lines.append(
+            f"| {r.level} | {r.arm} vs {r.reference} | {r.axis} | {point} | {_ci(r, 'effect', 'ci_low', 'ci_high')} "
+            f"| {_fmt(r.p_value, 2)} | {_fmt(r.get('p_holm'), 2)} | {r.get('verdict_holm', '')} |"
         )
     return lines
 
@@ -186,9 +208,14 @@ def publish(results: str | os.PathLike, docs: str | os.PathLike) -> Path:
         "",
         "Slope of log(RMSE_arm / RMSE_reference) per "
         "decade of the axis (Welch–Satterthwaite t interval); negative: the arm gains on the reference as the "
-        "axis grows. Per-point gaps (Welch log ratios) are the `gap` rows of scaling_gaps.csv.",
+        "axis grows. Holm: adjusted over the six pairs of arms asked the same question (same level and axis).",
         "",
         *_trend_lines(gaps),
+        "",
+        "Per-point gaps whose 95 % Welch interval on the log ratio excludes 0 (all per-point gaps are the `gap` "
+        "rows of scaling_gaps.csv); Holm over the pairs of arms at the same point.",
+        "",
+        *_resolved_gap_lines(gaps),
         "",
     ]
     lines += ["## Crossovers of the fitted curves", "", *_crossover_lines(gaps), ""]

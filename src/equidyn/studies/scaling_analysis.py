@@ -16,6 +16,11 @@ Reads ``tables/scaling.csv`` (:mod:`equidyn.studies.scaling`) and writes
   - ``crossover``: where the two fitted curves cross inside the measured range, with its interval
     (:func:`equidyn.scaling_laws.crossover`), or that they do not.
 
+  ``gap`` and ``trend`` rows also carry ``p_holm`` and ``verdict_holm``: Holm-adjusted over the family of every
+  pair of arms asked the same question (same level, axis and kind, and for a gap the same design point; six pairs
+  for four arms). A reader scanning six pairs at each of several sizes would otherwise find a "resolved" gap by
+  chance; the per-comparison interval stays beside it, so both readings are in the table.
+
 Every row carries the lineage of the runs it uses (``;``-joined where they differ).
 """
 
@@ -48,6 +53,8 @@ GAP_COLUMNS = [
     "ci_low",
     "ci_high",
     "verdict",
+    "p_holm",
+    "verdict_holm",
     *LINEAGE_COLUMNS,
 ]
 LEVEL = 0.95
@@ -220,6 +227,32 @@ def _trend(a, b, design: str, x: str, points: list, axis: str) -> dict[str, Any]
     }
 
 
+def add_holm(gaps):
+    """``p_holm`` and ``verdict_holm`` on the ``gap`` and ``trend`` rows, Holm over the pairs of arms that answer the
+    same question (level, axis, kind and design point). A verdict names the direction only where the adjusted p is
+    below 1 − LEVEL; the other rows (crossovers) have no p-value and keep NaN and an empty verdict."""
+    import pandas as pd
+
+    from ..stats import holm
+
+    gaps = gaps.copy()
+    gaps["p_holm"] = np.nan
+    gaps["verdict_holm"] = ""
+    if gaps.empty or "p_value" not in gaps:
+        return gaps
+    tested = gaps[gaps.kind.isin(["gap", "trend"])]
+    keys = ["level", "axis", "kind"] + [c for c in ("size", "fraction") if c in gaps]
+    for _, family in tested.groupby([tested[k].fillna(-1) if k in ("size", "fraction") else tested[k] for k in keys]):
+        p = holm(family.p_value.to_numpy(dtype=float))
+        gaps.loc[family.index, "p_holm"] = p
+    names = {"gap": ("arm lower", "arm higher"), "trend": ("log ratio falls with scale", "log ratio rises with scale")}
+    for i, row in gaps.loc[tested.index].iterrows():
+        lower, higher = names[row.kind]
+        ok = pd.notna(row.p_holm) and row.p_holm < 1 - LEVEL
+        gaps.at[i, "verdict_holm"] = (lower if row.effect < 0 else higher) if ok else "not resolved"
+    return gaps
+
+
 def _lineage_last(df):
     return df[[c for c in df.columns if c not in LINEAGE_COLUMNS] + [c for c in LINEAGE_COLUMNS if c in df]]
 
@@ -265,7 +298,8 @@ def analyse(
     fit_table = _lineage_last(pd.DataFrame(rows))
     write_csv(fit_table, fits_out)
     # a run with one arm has no pair: the table keeps its header, so a reader (and the page) sees "no rows"
-    gaps = _lineage_last(pd.DataFrame(gap_rows(df, fits), columns=None if df.model.nunique() > 1 else GAP_COLUMNS))
+    gaps = pd.DataFrame(gap_rows(df, fits), columns=None if df.model.nunique() > 1 else GAP_COLUMNS)
+    gaps = _lineage_last(add_holm(gaps))
     write_csv(gaps, gaps_out)
     write_csv(pd.DataFrame(curve_rows(df, fits)), curves_out)
     return fit_table, gaps
