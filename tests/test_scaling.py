@@ -429,6 +429,40 @@ def test_holm_adjusts_each_question_over_the_pairs_of_arms_that_ask_it(rng, tmp_
     assert "Holm p" in _trend_lines(table)[0]
 
 
+def test_the_difference_of_trends_between_levels_has_a_known_answer(rng, tmp_path) -> None:
+    """Level 0: a constant gap. Level 9: the second arm gains 0.3 in log ratio per decade of parameters on the
+    first. The level-9-minus-level-0 row recovers +0.3 within its interval and resolves it; with the same constant
+    gap at both levels the interval covers 0."""
+    base = _synthetic_table(rng)
+    broken = _synthetic_table(rng).assign(level=9, data_sha="d9")
+    gains = broken.model == "e2cnn"
+    broken.loc[gains, "test_rmse"] *= np.exp(-0.3 * np.log10(broken.loc[gains, "params"] / 1500.0))
+    pd.concat([base, broken]).to_csv(tmp_path / "scaling.csv", index=False)
+    _, gaps = scaling_analysis.analyse(
+        tmp_path / "scaling.csv", tmp_path / "fits.csv", tmp_path / "gaps.csv", tmp_path / "curves.csv", n_resamples=49
+    )
+    row = gaps[(gaps.kind == "trend_difference") & (gaps.axis == "params")]
+    assert len(row) == 1
+    row = row.iloc[0]
+    assert row.level == 9 and row.reference_level == 0 and row.arm == "convnet" and row.reference == "e2cnn"
+    assert row.ci_low <= 0.3 <= row.ci_high and abs(row.effect - 0.3) < 0.06
+    assert row.verdict == row.verdict_holm == "trend higher at this level"
+    assert set(row.data_sha.split(";")) == {"d", "d9"}
+
+    same = pd.concat([base, _synthetic_table(rng).assign(level=9)])
+    same.to_csv(tmp_path / "same.csv", index=False)
+    _, gaps = scaling_analysis.analyse(
+        tmp_path / "same.csv", tmp_path / "fits.csv", tmp_path / "gaps.csv", tmp_path / "curves.csv", n_resamples=49
+    )
+    row = gaps[(gaps.kind == "trend_difference") & (gaps.axis == "params")].iloc[0]
+    assert row.ci_low <= 0 <= row.ci_high and row.verdict_holm == "not resolved"
+
+    from equidyn.findings_scaling import _trend_difference_lines
+
+    page_lines = _trend_difference_lines(pd.read_csv(tmp_path / "gaps.csv"))
+    assert "| 9 − 0 | convnet vs e2cnn | params |" in "\n".join(page_lines)
+
+
 def test_the_trend_interval_covers_a_constant_gap_at_its_nominal_rate() -> None:
     """Calibration: 400 synthetic studies with a constant gap (no trend), 3 seeds per cell, sizes as configured."""
     hits = 0

@@ -105,6 +105,24 @@ def _trend_lines(gaps) -> list[str]:
     return lines
 
 
+def _trend_difference_lines(gaps) -> list[str]:
+    if "kind" not in gaps or not (gaps.kind == "trend_difference").any():
+        return ["Only one level in this run: no difference of trends between levels."]
+    rows = gaps[gaps.kind == "trend_difference"]
+    lines = [
+        "| level − reference level | arm vs reference | axis | difference of slopes per decade [95 % CI] | p | "
+        "Holm p | Holm verdict |",
+        "|---|---|---|---|---:|---:|---|",
+    ]
+    for _, r in rows.iterrows():
+        lines.append(
+            f"| {r.level} − {int(r.reference_level)} | {r.arm} vs {r.reference} | {r.axis} | "
+            f"{_ci(r, 'effect', 'ci_low', 'ci_high')} | {_fmt(r.p_value, 2)} | {_fmt(r.p_holm, 2)} | "
+            f"{r.verdict_holm} |"
+        )
+    return lines
+
+
 def _resolved_gap_lines(gaps) -> list[str]:
     """The per-point gaps whose 95 % interval excludes 0, with their Holm-adjusted p (the rest are not resolved)."""
     if "kind" not in gaps:
@@ -211,6 +229,12 @@ def publish(results: str | os.PathLike, docs: str | os.PathLike) -> Path:
         "axis grows. Holm: adjusted over the six pairs of arms asked the same question (same level and axis).",
         "",
         *_trend_lines(gaps),
+        "",
+        "Does breaking the symmetry change the trend? The trend at the broken level minus the trend at level 0 "
+        "(independent runs: Welch–Satterthwaite t interval); positive: at the broken level the arm loses ground to "
+        "the reference faster with scale than at exact symmetry.",
+        "",
+        *_trend_difference_lines(gaps),
         "",
         "Per-point gaps whose 95 % Welch interval on the log ratio excludes 0 (all per-point gaps are the `gap` "
         "rows of scaling_gaps.csv); Holm over the pairs of arms at the same point.",

@@ -16,10 +16,13 @@ Reads ``tables/scaling.csv`` (:mod:`equidyn.studies.scaling`) and writes
   - ``crossover``: where the two fitted curves cross inside the measured range, with its interval
     (:func:`equidyn.scaling_laws.crossover`), or that they do not.
 
-  ``gap`` and ``trend`` rows also carry ``p_holm`` and ``verdict_holm``: Holm-adjusted over the family of every
-  pair of arms asked the same question (same level, axis and kind, and for a gap the same design point; six pairs
-  for four arms). A reader scanning six pairs at each of several sizes would otherwise find a "resolved" gap by
-  chance; the per-comparison interval stays beside it, so both readings are in the table.
+  - ``trend_difference``: a pair's trend at a broken level minus its trend at level 0 (exact symmetry), with a
+    Welch–Satterthwaite interval: whether breaking the symmetry changes how the gap moves with scale.
+
+  ``gap``, ``trend`` and ``trend_difference`` rows also carry ``p_holm`` and ``verdict_holm``: Holm-adjusted over
+  the family of every pair of arms asked the same question (same level, axis and kind, and for a gap the same
+  design point; six pairs for four arms). A reader scanning six pairs at each of several sizes would otherwise find
+  a "resolved" gap by chance; the per-comparison interval stays beside it, so both readings are in the table.
 
 Every row carries the lineage of the runs it uses (``;``-joined where they differ).
 """
@@ -217,6 +220,8 @@ def _trend(a, b, design: str, x: str, points: list, axis: str) -> dict[str, Any]
         "effect": slope,
         "ci_low": low,
         "ci_high": high,
+        "se": float(np.sqrt(var)) if np.isfinite(var) else float("nan"),
+        "dof": float(df),
         "mean_gap": float(gaps.mean()),
         "n": int(min(len(v) for v in la)),
         "n_ref": int(min(len(v) for v in lb)),
@@ -240,17 +245,76 @@ def add_holm(gaps):
     gaps["verdict_holm"] = ""
     if gaps.empty or "p_value" not in gaps:
         return gaps
-    tested = gaps[gaps.kind.isin(["gap", "trend"])]
+    tested = gaps[gaps.kind.isin(["gap", "trend", "trend_difference"])]
     keys = ["level", "axis", "kind"] + [c for c in ("size", "fraction") if c in gaps]
     for _, family in tested.groupby([tested[k].fillna(-1) if k in ("size", "fraction") else tested[k] for k in keys]):
         p = holm(family.p_value.to_numpy(dtype=float))
         gaps.loc[family.index, "p_holm"] = p
-    names = {"gap": ("arm lower", "arm higher"), "trend": ("log ratio falls with scale", "log ratio rises with scale")}
+    names = {
+        "gap": ("arm lower", "arm higher"),
+        "trend": ("log ratio falls with scale", "log ratio rises with scale"),
+        "trend_difference": ("trend lower at this level", "trend higher at this level"),
+    }
     for i, row in gaps.loc[tested.index].iterrows():
         lower, higher = names[row.kind]
         ok = pd.notna(row.p_holm) and row.p_holm < 1 - LEVEL
         gaps.at[i, "verdict_holm"] = (lower if row.effect < 0 else higher) if ok else "not resolved"
     return gaps
+
+
+def trend_difference_rows(gaps) -> list[dict[str, Any]]:
+    """Does breaking the symmetry change how a gap moves with scale? For each pair of arms and axis, the trend at
+    every other level minus the trend at the reference level (the lowest, level 0: exact symmetry).
+
+    The two trends come from independent runs (different data stores), so the difference's variance is the sum of
+    theirs, with Welch–Satterthwaite degrees of freedom. Positive: at the broken level the arm's error rises faster
+    relative to the reference's than at exact symmetry. Without this row, "the gain is larger at level 9" would be an
+    ordering of two intervals, not an effect with its own interval."""
+    from scipy import stats
+
+    if gaps.empty or "kind" not in gaps:
+        return []
+    trend = gaps[gaps.kind == "trend"]
+    if trend.empty:
+        return []
+    base_level = trend.level.min()
+    base = trend[trend.level == base_level].set_index(["arm", "reference", "axis"])
+    rows = []
+    for _, r in trend[trend.level != base_level].iterrows():
+        key = (r.arm, r.reference, r.axis)
+        if key not in base.index:
+            continue
+        b = base.loc[key]
+        diff = float(r.effect - b.effect)
+        var = float(r.se**2 + b.se**2)
+        dof = var**2 / (r.se**4 / r.dof + b.se**4 / b.dof) if var > 0 else float("nan")
+        if np.isfinite(var) and var > 0 and np.isfinite(dof):
+            half = float(stats.t.ppf(0.5 + LEVEL / 2, dof) * np.sqrt(var))
+            low, high, p_value = diff - half, diff + half, float(2 * stats.t.sf(abs(diff) / np.sqrt(var), dof))
+        else:
+            low = high = p_value = float("nan")
+        rows.append(
+            {
+                "level": r.level,
+                "reference_level": base_level,
+                "arm": r.arm,
+                "reference": r.reference,
+                "axis": r.axis,
+                "kind": "trend_difference",
+                "effect": diff,
+                "ci_low": low,
+                "ci_high": high,
+                "se": float(np.sqrt(var)),
+                "dof": dof,
+                "n": int(min(r.n, b.n)),
+                "n_ref": int(min(r.n_ref, b.n_ref)),
+                "ci_method": "welch_satterthwaite_t_difference_of_trends",
+                "p_value": p_value,
+                "verdict": _verdict(low, high, "trend lower at this level", "trend higher at this level"),
+                **{c: ";".join(sorted({*str(r[c]).split(";"), *str(b[c]).split(";")})) for c in LINEAGE_COLUMNS},
+            }
+        )
+    return rows
 
 
 def _lineage_last(df):
@@ -299,6 +363,9 @@ def analyse(
     write_csv(fit_table, fits_out)
     # a run with one arm has no pair: the table keeps its header, so a reader (and the page) sees "no rows"
     gaps = pd.DataFrame(gap_rows(df, fits), columns=None if df.model.nunique() > 1 else GAP_COLUMNS)
+    differences = trend_difference_rows(gaps)
+    if differences:
+        gaps = pd.concat([gaps, pd.DataFrame(differences)], ignore_index=True)
     gaps = _lineage_last(add_holm(gaps))
     write_csv(gaps, gaps_out)
     write_csv(pd.DataFrame(curve_rows(df, fits)), curves_out)
