@@ -139,4 +139,4 @@ rule all:
         # study (config/scaling.yaml) has neither
         rules.dynamics_all.input if config["dynamics"]["runs"] else [],
         rules.claims_all.input if set(W.studies()) & set(CLAIM_TABLES) else [],
-        rules.convergence_all.input,
+        rules.convergence_all.input if CONVERGENCE_STUDIES else [],

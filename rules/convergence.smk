@@ -2,7 +2,9 @@
 # (relative change of the best validation loss over the last 20 % of epochs, < 5 % = flat) and draws its learning
 # curves; tables/convergence.csv gathers the studies.
 
-CONVERGENCE_STUDIES = W.studies()
+# Only the studies that train a run here: a scaling study whose parts are all kept (config/scaling_kept.yaml) trains
+# none, and its kept parts carry each run's convergence verdict (the `flattened` column) already.
+CONVERGENCE_STUDIES = [s for s in W.studies() if W.runs(s)]
 
 
 rule convergence_study:

@@ -106,6 +106,19 @@ def test_the_cluster_scaling_plan_sizes_each_job_by_its_model_size(scaling_clust
     assert max(int(s) for s in section["sizes"]) >= 600000  # up to the published configuration's size
 
 
+def test_the_scaling_study_from_its_kept_parts_trains_nothing_and_plans_its_tables() -> None:
+    """With all four parts kept, `all` gathers them: no training and no convergence job (which would find no run and
+    fail, as it did on a fresh clone on 2026-12-07); the stores, table, fits and figures are planned."""
+    out = snakemake(
+        "all", "-n", "-F", "--nolock", "--profile", "profiles/local",
+        "--configfile", "config/scaling.yaml", "config/scaling_kept.yaml",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    jobs = job_stats(out.stdout + out.stderr)
+    assert "scaling_train" not in jobs and "convergence_study" not in jobs and "convergence_table" not in jobs
+    assert jobs["scaling_table"] == 1 and jobs["scaling_fits"] == 1 and jobs["figure_scaling"] == 3
+
+
 def test_cluster_plan_has_one_gpu_training_job_per_run(slurm_plan: str) -> None:
     import yaml
 
