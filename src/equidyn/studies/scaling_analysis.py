@@ -112,12 +112,33 @@ def fit_rows(df, n_resamples: int = N_RESAMPLES) -> tuple[list[dict[str, Any]], 
     return rows, fits
 
 
-def _verdict(low: float, high: float, lower: str, higher: str) -> str:
+#: kind of tested row -> (its verdict when the effect is below 0, when above 0); crossovers have their own verdicts
+DIRECTIONS = {
+    "gap": ("arm lower", "arm higher"),
+    "trend": ("log ratio falls with scale", "log ratio rises with scale"),
+    "trend_difference": ("trend lower at this level", "trend higher at this level"),
+}
+
+
+def _verdict(low: float, high: float, kind: str) -> str:
+    lower, higher = DIRECTIONS[kind]
     if high < 0:
         return lower
     if low > 0:
         return higher
     return "not resolved"
+
+
+def _t_interval(estimate: float, var: float, df: float) -> tuple[float, float, float]:
+    """The 95 % t interval and two-sided p of an estimate with variance ``var`` on ``df`` degrees of freedom (NaN
+    where either is not a positive finite number)."""
+    from scipy import stats
+
+    if not (np.isfinite(var) and var > 0 and np.isfinite(df)):
+        return float("nan"), float("nan"), float("nan")
+    se = np.sqrt(var)
+    half = float(stats.t.ppf(0.5 + LEVEL / 2, df) * se)
+    return estimate - half, estimate + half, float(2 * stats.t.sf(abs(estimate) / se, df))
 
 
 def gap_rows(df, fits: dict) -> list[dict[str, Any]]:
@@ -156,7 +177,7 @@ def gap_rows(df, fits: dict) -> list[dict[str, Any]]:
                                 "n_ref": est.n_b,
                                 "ci_method": est.method,
                                 "p_value": est.p_value,
-                                "verdict": _verdict(est.ci_low, est.ci_high, "arm lower", "arm higher"),
+                                "verdict": _verdict(est.ci_low, est.ci_high, "gap"),
                                 **_lineage(sub[sub[design].isin([p])]),
                             }
                         )
@@ -194,8 +215,6 @@ def _trend(a, b, design: str, x: str, points: list, axis: str) -> dict[str, Any]
     s²_b,i/n_b,i) and its degrees of freedom are Welch–Satterthwaite's. (A percentile bootstrap over 3 seeds per
     cell was measured too narrow: on a known constant gap it excluded 0.) Negative: the arm's error falls relative
     to the reference's as x grows."""
-    from scipy import stats
-
     u = np.log10([float(a[a[design] == p][x].mean()) for p in points])
     w = (u - u.mean()) / ((u - u.mean()) ** 2).sum()
     la = [np.log(a[a[design] == p].test_rmse.to_numpy()) for p in points]
@@ -208,12 +227,7 @@ def _trend(a, b, design: str, x: str, points: list, axis: str) -> dict[str, Any]
     dfs = np.array([[len(v) - 1 for v in cell] for cell in zip(la, lb, strict=True)], dtype=float)
     var = float((w[:, None] ** 2 * parts).sum())
     df = var**2 / float(((w[:, None] ** 4) * parts**2 / np.where(dfs > 0, dfs, np.nan)).sum()) if var > 0 else np.nan
-    if np.isfinite(var) and var > 0 and np.isfinite(df):
-        half = float(stats.t.ppf(0.5 + LEVEL / 2, df) * np.sqrt(var))
-        low, high = slope - half, slope + half
-        p_value = float(2 * stats.t.sf(abs(slope) / np.sqrt(var), df))
-    else:
-        low = high = p_value = float("nan")
+    low, high, p_value = _t_interval(slope, var, df)
     return {
         "axis": axis,
         "kind": "trend",
@@ -227,7 +241,7 @@ def _trend(a, b, design: str, x: str, points: list, axis: str) -> dict[str, Any]
         "n_ref": int(min(len(v) for v in lb)),
         "ci_method": "welch_satterthwaite_t_slope_per_decade",
         "p_value": p_value,
-        "verdict": _verdict(low, high, "log ratio falls with scale", "log ratio rises with scale"),
+        "verdict": _verdict(low, high, "trend"),
         **_lineage(_both(a, b)),
     }
 
@@ -245,18 +259,12 @@ def add_holm(gaps):
     gaps["verdict_holm"] = ""
     if gaps.empty or "p_value" not in gaps:
         return gaps
-    tested = gaps[gaps.kind.isin(["gap", "trend", "trend_difference"])]
+    tested = gaps[gaps.kind.isin(list(DIRECTIONS))]
     keys = ["level", "axis", "kind"] + [c for c in ("size", "fraction") if c in gaps]
-    for _, family in tested.groupby([tested[k].fillna(-1) if k in ("size", "fraction") else tested[k] for k in keys]):
-        p = holm(family.p_value.to_numpy(dtype=float))
-        gaps.loc[family.index, "p_holm"] = p
-    names = {
-        "gap": ("arm lower", "arm higher"),
-        "trend": ("log ratio falls with scale", "log ratio rises with scale"),
-        "trend_difference": ("trend lower at this level", "trend higher at this level"),
-    }
+    for _, family in tested.groupby(keys, dropna=False):  # a trend row has no design point: NaN is its own key
+        gaps.loc[family.index, "p_holm"] = holm(family.p_value.to_numpy(dtype=float))
     for i, row in gaps.loc[tested.index].iterrows():
-        lower, higher = names[row.kind]
+        lower, higher = DIRECTIONS[row.kind]
         ok = pd.notna(row.p_holm) and row.p_holm < 1 - LEVEL
         gaps.at[i, "verdict_holm"] = (lower if row.effect < 0 else higher) if ok else "not resolved"
     return gaps
@@ -270,8 +278,6 @@ def trend_difference_rows(gaps) -> list[dict[str, Any]]:
     theirs, with Welch–Satterthwaite degrees of freedom. Positive: at the broken level the arm's error rises faster
     relative to the reference's than at exact symmetry. Without this row, "the gain is larger at level 9" would be an
     ordering of two intervals, not an effect with its own interval."""
-    from scipy import stats
-
     if gaps.empty or "kind" not in gaps:
         return []
     trend = gaps[gaps.kind == "trend"]
@@ -288,11 +294,7 @@ def trend_difference_rows(gaps) -> list[dict[str, Any]]:
         diff = float(r.effect - b.effect)
         var = float(r.se**2 + b.se**2)
         dof = var**2 / (r.se**4 / r.dof + b.se**4 / b.dof) if var > 0 else float("nan")
-        if np.isfinite(var) and var > 0 and np.isfinite(dof):
-            half = float(stats.t.ppf(0.5 + LEVEL / 2, dof) * np.sqrt(var))
-            low, high, p_value = diff - half, diff + half, float(2 * stats.t.sf(abs(diff) / np.sqrt(var), dof))
-        else:
-            low = high = p_value = float("nan")
+        low, high, p_value = _t_interval(diff, var, dof)
         rows.append(
             {
                 "level": r.level,
@@ -310,7 +312,7 @@ def trend_difference_rows(gaps) -> list[dict[str, Any]]:
                 "n_ref": int(min(r.n_ref, b.n_ref)),
                 "ci_method": "welch_satterthwaite_t_difference_of_trends",
                 "p_value": p_value,
-                "verdict": _verdict(low, high, "trend lower at this level", "trend higher at this level"),
+                "verdict": _verdict(low, high, "trend_difference"),
                 **{c: ";".join(sorted({*str(r[c]).split(";"), *str(b[c]).split(";")})) for c in LINEAGE_COLUMNS},
             }
         )
